@@ -1,0 +1,144 @@
+"""The paper's objective in one place: PatchNCE, the GAN losses, R1 and the identity terms.
+
+`Objective` computes a training step's two losses in the order the paper's code does: one G forward
+on [source; target] patches, then the D loss (on detached fakes), then the G + F loss. The training
+loop only calls backward and steps the optimisers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .nets import Discriminator, Generator, ProjectionHead
+
+
+def patch_nce_loss(feat_q: Tensor, feat_k: Tensor, batch_size: int, temperature: float = 0.07,
+                   negatives_from_minibatch: bool = False) -> Tensor:
+    """Per-row InfoNCE loss between queries and keys, shape [rows].
+
+    feat_q, feat_k: [rows, dim] L2-normalised rows, image-major (rows of one image are contiguous).
+    Row i's positive is key i; its negatives are the other keys of the same image, or of the whole
+    minibatch when `negatives_from_minibatch`. A query's own key also sits in the negative matrix,
+    masked to -10 before dividing by the temperature (as in the paper's code). Keys get no gradient.
+    """
+    rows, dim = feat_q.shape
+    feat_k = feat_k.detach()
+    positive = (feat_q * feat_k).sum(dim=1, keepdim=True)
+    groups = 1 if negatives_from_minibatch else batch_size
+    q = feat_q.reshape(groups, rows // groups, dim)
+    k = feat_k.reshape(groups, rows // groups, dim)
+    negatives = torch.bmm(q, k.transpose(1, 2))
+    n = q.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=feat_q.device)
+    negatives = negatives.masked_fill(eye, -10.0).reshape(rows, n)
+    logits = torch.cat([positive, negatives], dim=1) / temperature
+    target = torch.zeros(rows, dtype=torch.long, device=feat_q.device)
+    return F.cross_entropy(logits, target, reduction="none")
+
+
+def gan_loss(prediction: Tensor, target_is_real: bool) -> Tensor:
+    """Non-saturating GAN loss: softplus(-D(x)) for reals, softplus(D(x)) for fakes, batch mean."""
+    sign = -1.0 if target_is_real else 1.0
+    return F.softplus(sign * prediction).flatten(1).mean(dim=1).mean()
+
+
+def r1_penalty(real_prediction: Tensor, real_input: Tensor, gamma: float) -> Tensor:
+    """gamma/2 * E ||grad_x D(x)||^2 on real inputs, kept differentiable for D's update."""
+    (grad,) = torch.autograd.grad(real_prediction.sum(), real_input, create_graph=True)
+    return grad.pow(2).flatten(1).sum(dim=1).mean() * (gamma * 0.5)
+
+
+@dataclass
+class Forward:
+    """What one G pass on [source; target] gives the two losses."""
+
+    source: Tensor
+    target: Tensor
+    fake: Tensor          # G(source): the translation
+    identity: Tensor      # G(target): should stay the target
+    source_feats: list[Tensor]  # encoder features of the real inputs, from the same G pass
+    target_feats: list[Tensor]
+
+
+class Objective:
+    """CUT / SinCUT losses with the weights of one config.
+
+    Identical to the paper's math, with the work it does twice done once: the keys of PatchNCE are
+    the encoder features of the real images that G's forward already computed (they receive no
+    gradient), the queries of both NCE terms come from one encoder pass over [fake; identity], and
+    D sees fakes and reals in one batch (D has no layer that mixes samples).
+    """
+
+    def __init__(self, G: Generator, D: Discriminator, F_head: ProjectionHead, *, nce_layers: tuple[int, ...],
+                 num_patches: int, nce_temperature: float, nce_negatives_from_minibatch: bool,
+                 lambda_gan: float, lambda_nce: float, nce_identity: bool, lambda_identity: float,
+                 r1_gamma: float, generator: torch.Generator | None = None) -> None:
+        self.G, self.D, self.F = G, D, F_head
+        self.nce_layers = tuple(nce_layers)
+        self.num_patches = num_patches
+        self.temperature = nce_temperature
+        self.minibatch_negatives = nce_negatives_from_minibatch
+        self.lambda_gan = lambda_gan
+        self.lambda_nce = lambda_nce
+        self.nce_identity = nce_identity
+        self.lambda_identity = lambda_identity
+        self.r1_gamma = r1_gamma
+        self.rng = generator
+
+    def forward(self, source: Tensor, target: Tensor) -> Forward:
+        needs_target = self.nce_identity or self.lambda_identity > 0
+        real = torch.cat([source, target]) if needs_target else source
+        out, feats = self.G(real, self.nce_layers, generator=self.rng)
+        n = source.shape[0]
+        return Forward(source, target, out[:n], out[n:], [f[:n] for f in feats], [f[n:] for f in feats])
+
+    def discriminator_loss(self, fwd: Forward) -> tuple[Tensor, dict[str, Tensor]]:
+        real = fwd.target.detach().requires_grad_(self.r1_gamma > 0)
+        n = fwd.fake.shape[0]
+        pred = self.D(torch.cat([fwd.fake.detach(), real]))
+        pred_fake, pred_real = pred[:n], pred[n:]
+        loss_fake = gan_loss(pred_fake, False)
+        loss_real = gan_loss(pred_real, True)
+        parts = {"D_fake": loss_fake, "D_real": loss_real}
+        loss = (loss_fake + loss_real) * 0.5
+        if self.r1_gamma > 0:
+            parts["D_R1"] = r1_penalty(pred_real, real, self.r1_gamma)
+            loss = loss + parts["D_R1"]
+        return loss, parts
+
+    def _nce(self, query_feats: list[Tensor], key_feats: list[Tensor]) -> Tensor:
+        ids = self.F.sample_locations(key_feats, self.num_patches, self.rng)
+        with torch.no_grad():  # keys are detached in the loss, so their projection needs no graph
+            keys = self.F([k.detach() for k in key_feats], ids)
+        queries = self.F(query_feats, ids)
+        batch = key_feats[0].shape[0]
+        total = sum(
+            patch_nce_loss(q, k, batch, self.temperature, self.minibatch_negatives).mean() * self.lambda_nce
+            for q, k in zip(queries, keys)
+        )
+        return total / len(self.nce_layers)
+
+    def generator_loss(self, fwd: Forward) -> tuple[Tensor, dict[str, Tensor]]:
+        parts: dict[str, Tensor] = {}
+        loss = fwd.fake.new_zeros(())
+        if self.lambda_gan > 0:
+            parts["G_GAN"] = gan_loss(self.D(fwd.fake), True) * self.lambda_gan
+            loss = loss + parts["G_GAN"]
+        if self.lambda_nce > 0:
+            n = fwd.fake.shape[0]
+            if self.nce_identity:
+                q = self.G.encode(torch.cat([fwd.fake, fwd.identity]), self.nce_layers)
+                parts["NCE"] = self._nce([f[:n] for f in q], fwd.source_feats)
+                parts["NCE_Y"] = self._nce([f[n:] for f in q], fwd.target_feats)
+                loss = loss + (parts["NCE"] + parts["NCE_Y"]) * 0.5
+            else:
+                parts["NCE"] = self._nce(self.G.encode(fwd.fake, self.nce_layers), fwd.source_feats)
+                loss = loss + parts["NCE"]
+        if self.lambda_identity > 0:
+            parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * self.lambda_identity
+            loss = loss + parts["idt"]
+        return loss, parts

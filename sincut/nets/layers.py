@@ -1,0 +1,146 @@
+"""Building blocks shared by the StyleGAN2-style networks.
+
+Every weight uses the *equalised learning rate* of StyleGAN: parameters are drawn from N(0, 1) and
+multiplied by 1/sqrt(fan_in) at run time, so Adam sees every layer at the same scale.
+Resampling is antialiased with the separable [1, 3, 3, 1] binomial kernel, run as one depthwise
+convolution over all channels at once (the paper's code loops a single-channel filter over every
+channel of every sample, which is where most of its CPU time goes).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BLUR_KERNEL = (1.0, 3.0, 3.0, 1.0)
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0)
+
+
+class Blur(nn.Module):
+    """Depthwise FIR low-pass filter with asymmetric zero padding (pad_before, pad_after)."""
+
+    def __init__(self, channels: int, pad: tuple[int, int], gain: float = 1.0,
+                 taps: tuple[float, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        k1 = torch.tensor(taps, dtype=torch.float32)
+        k2 = torch.outer(k1, k1)
+        k2 = k2 / k2.sum() * gain
+        # The kernel is symmetric, so correlation (conv2d) equals convolution; no flip needed.
+        self.register_buffer("kernel", k2.expand(channels, 1, *k2.shape).contiguous(), persistent=False)
+        self.pad = pad
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        p0, p1 = self.pad
+        x = F.pad(x, (p0, p1, p0, p1))
+        return F.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
+
+
+class EqualConv2d(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.stride = stride
+        self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class EqualLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, activate: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.scale = 1.0 / math.sqrt(in_features)
+        self.activate = activate
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.linear(x, self.weight * self.scale, self.bias)
+        return F.leaky_relu(out, LRELU_SLOPE) * LRELU_GAIN if self.activate else out
+
+
+class BiasLeakyReLU(nn.Module):
+    """Learned per-channel bias, then leaky ReLU(0.2) scaled by sqrt(2) to keep unit variance."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), LRELU_SLOPE) * LRELU_GAIN
+
+
+class ConvLayer(nn.Sequential):
+    """Equalised conv, optionally preceded by a blur and run at stride 2 (antialiased downsampling)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
+                 activate: bool = True) -> None:
+        layers: list[nn.Module] = []
+        if downsample:
+            p = (len(BLUR_KERNEL) - 2) + (kernel_size - 1)
+            layers.append(Blur(in_channels, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        # With an activation the bias lives in BiasLeakyReLU; without one the layer has no bias.
+        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False))
+        if activate:
+            layers.append(BiasLeakyReLU(out_channels))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convs plus a skip (1x1 when the shape changes), summed and divided by sqrt(2)."""
+
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(in_channels, in_channels, 3)
+        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=downsample)
+        if downsample or in_channels != out_channels:
+            self.skip: nn.Module = ConvLayer(in_channels, out_channels, 1, downsample=downsample, activate=False)
+        else:
+            self.skip = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) * (1.0 / math.sqrt(2.0))
+
+
+class UpsampleConv(nn.Module):
+    """2x upsampling 3x3 conv of the StyleGAN2 decoder with a constant style.
+
+    The paper's layer is a modulated conv whose style is all ones, run as a per-sample grouped
+    transposed conv. With a constant style, modulation is the identity and demodulation is a fixed
+    per-output-channel rescale of the weight, so one ordinary transposed conv computes the same thing.
+    Then a [1, 3, 3, 1] blur, per-pixel Gaussian noise scaled by a learned scalar (starts at 0),
+    and bias + leaky ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        p = (len(BLUR_KERNEL) - 2) - (kernel_size - 1)
+        self.blur = Blur(out_channels, pad=((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
+        self.noise_strength = nn.Parameter(torch.zeros(1))
+        self.act = BiasLeakyReLU(out_channels)
+
+    def demodulated_weight(self) -> Tensor:
+        w = self.weight * self.scale
+        w = w * torch.rsqrt(w.pow(2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        return w.transpose(0, 1)  # conv_transpose2d wants [in, out, k, k]
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        out = F.conv_transpose2d(x, self.demodulated_weight(), stride=2)
+        out = self.blur(out)
+        b, _, h, w = out.shape
+        noise = torch.randn(b, 1, h, w, device=out.device, dtype=out.dtype, generator=generator)
+        out = out + self.noise_strength * noise
+        return self.act(out)

@@ -1,0 +1,113 @@
+"""The paper's single-image networks: a StyleGAN2-style residual encoder-decoder G and residual D.
+
+Widths come from the StyleGAN2 channel table indexed by resolution, scaled by ngf/ndf exactly as the
+paper's code does, so the defaults (ngf=10, ndf=8, 64 px crops) give the paper's parameter counts.
+No normalisation layers: the networks are fully convolutional up to D's final linear layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
+
+
+def generator_widths(ngf: int) -> dict[int, int]:
+    m = ngf / 32
+    table = {4: 4096, 8: 2048, 16: 1024, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    return {res: (min(512, round(base * m)) if res <= 32 else round(base * m)) for res, base in table.items()}
+
+
+def discriminator_widths(ndf: int) -> dict[int, int]:
+    m = ndf / 64
+    table = {4: 4096, 8: 2048, 16: 1024, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    return {res: (min(384, int(base * m)) if res <= 32 else int(base * m)) for res, base in table.items()}
+
+
+def _table_resolution(crop_size: int) -> int:
+    return 2 ** int(round(math.log2(crop_size)))
+
+
+class Generator(nn.Module):
+    """Encoder (identity, 1x1 stem, downsampling res blocks, res blocks) then the mirrored decoder.
+
+    `encoder[i]` is PatchNCE layer i: layer 0 is the input itself, so NCE layers index this list.
+    The output has no tanh, as in the paper's model; clamp to [-1, 1] only when saving images.
+    """
+
+    def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1) -> None:
+        super().__init__()
+        ch = generator_widths(ngf)
+        res = _table_resolution(crop_size)
+        enc: list[nn.Module] = [nn.Identity(), ConvLayer(3, ch[res], 1)]
+        for _ in range(n_downsampling):
+            enc.append(ResBlock(ch[res], ch[res // 2], downsample=True))
+            res //= 2
+        enc += [ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)]
+        self.encoder = nn.ModuleList(enc)
+
+        self.decoder_blocks = nn.Sequential(*[ResBlock(ch[res], ch[res], downsample=False) for _ in range(n_blocks // 2)])
+        ups = []
+        for _ in range(n_downsampling):
+            ups.append(UpsampleConv(ch[res], ch[res * 2]))
+            res *= 2
+        self.upsample = nn.ModuleList(ups)
+        self.to_rgb = ConvLayer(ch[res], 3, 1)
+        self.stride = 2**n_downsampling
+
+    def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
+        """Channel count of each requested encoder layer, found by a tiny dry run."""
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, 2 * self.stride, 2 * self.stride, device=next(self.parameters()).device)
+            return [f.shape[1] for f in self.encode(probe, layers)]
+
+    def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:
+        """Features of the requested encoder layers; stops after the deepest one."""
+        feats = []
+        last = max(layers)
+        for i, layer in enumerate(self.encoder):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+            if i == last:
+                break
+        return feats
+
+    def forward(self, x: Tensor, layers: tuple[int, ...] = (),
+                generator: torch.Generator | None = None) -> tuple[Tensor, list[Tensor]]:
+        """Translate `x` and return the output with the requested encoder features picked up on the way."""
+        feats = []
+        for i, layer in enumerate(self.encoder):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+        x = self.decoder_blocks(x)
+        for up in self.upsample:
+            x = up(x, generator)
+        return self.to_rgb(x), feats
+
+
+class Discriminator(nn.Module):
+    """1x1 stem, antialiased downsampling res blocks to 4x4, a 3x3 conv, two equalised linear layers."""
+
+    def __init__(self, ndf: int = 8, crop_size: int = 64) -> None:
+        super().__init__()
+        ch = discriminator_widths(ndf)
+        res = _table_resolution(crop_size)
+        if res != crop_size:
+            raise ValueError(f"the discriminator needs a power-of-two crop size, got {crop_size}")
+        blocks: list[nn.Module] = [ConvLayer(3, ch[res], 1)]
+        while res > 4:
+            blocks.append(ResBlock(ch[res], ch[res // 2], downsample=True))
+            res //= 2
+        self.blocks = nn.Sequential(*blocks)
+        self.final_conv = ConvLayer(ch[4], ch[4], 3)
+        self.final_linear = nn.Sequential(EqualLinear(ch[4] * 4 * 4, ch[4], activate=True), EqualLinear(ch[4], 1))
+        self.crop_size = crop_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.final_conv(self.blocks(x))
+        return self.final_linear(out.flatten(1))
