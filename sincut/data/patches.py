@@ -1,0 +1,97 @@
+"""Random zoomed patches from one image, sampled in batches on the training device with Kornia.
+
+The image is loaded once and turned into an antialiased anisotropic pyramid: one level per pair of
+(vertical, horizontal) scales 2^(-i/2). A patch with zoom (zx, zy) reads from the finest level that
+is not coarser than it needs, so the bilinear crop-and-resize that remains shrinks by at most
+sqrt(2) along each axis and does not alias. Each step is then a handful of batched
+`kornia.geometry.transform.crop_and_resize` calls on small regions: no per-sample PIL work and no
+full-image resize per sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from kornia.geometry.transform import crop_and_resize, hflip, rescale
+from torch import Tensor
+
+LEVELS_PER_OCTAVE = 2
+
+
+class PatchSampler:
+    """Batches of `crop_size` patches of one [1, 3, H, W] image, with random zoom, position and flip.
+
+    zoom: (min, max) factors applied independently to width and height, relative to the native size
+    (the paper: uniform in [1/3, 1]). A zoom that would make the zoomed image narrower than the crop
+    is raised to fit the crop, as the paper's code does; images smaller than the crop are upscaled.
+    Positions are stratified over the image (each patch of a batch gets its own cell of a jittered
+    grid), so every batch covers the whole picture, like the paper's grid of patches.
+    """
+
+    def __init__(self, image: Tensor, crop_size: int = 64, zoom: tuple[float, float] = (1 / 3, 1.0),
+                 flip: bool = True) -> None:
+        if image.dim() != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"expected a [1, 3, H, W] image, got {tuple(image.shape)}")
+        if not 0 < zoom[0] <= zoom[1]:
+            raise ValueError(f"zoom range must satisfy 0 < min <= max, got {zoom}")
+        self.crop_size = crop_size
+        self.zoom = zoom
+        self.flip = flip
+        self.height, self.width = image.shape[2], image.shape[3]
+        n_levels = 1 + max(0, math.floor(LEVELS_PER_OCTAVE * math.log2(1.0 / zoom[0]) + 1e-6))
+        self.scales = [2.0 ** (-i / LEVELS_PER_OCTAVE) for i in range(n_levels)]
+        self.levels: dict[tuple[int, int], Tensor] = {}
+        for iy, sy in enumerate(self.scales):
+            for ix, sx in enumerate(self.scales):
+                if iy == 0 and ix == 0:
+                    level = image
+                else:
+                    level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
+                self.levels[(iy, ix)] = level.contiguous()
+
+    def _level_index(self, z: Tensor) -> Tensor:
+        """Finest pyramid level whose scale is still >= z."""
+        i = torch.floor(LEVELS_PER_OCTAVE * torch.log2(1.0 / z.clamp(max=1.0)) + 1e-6).long()
+        return i.clamp(0, len(self.scales) - 1)
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device."""
+        dev = next(iter(self.levels.values())).device
+        c = self.crop_size
+        lo, hi = self.zoom
+        u = torch.rand(batch_size, 4, generator=generator, device=dev)
+        zx = (lo + (hi - lo) * u[:, 0]).clamp(min=c / self.width)
+        zy = (lo + (hi - lo) * u[:, 1]).clamp(min=c / self.height)
+        # Region of the native image each patch covers, in native pixels.
+        region_w = c / zx
+        region_h = c / zy
+        # Stratified positions: a g x g grid of cells over the free range, one jittered cell per patch.
+        g = max(1, math.ceil(math.sqrt(batch_size)))
+        cells = torch.randperm(g * g, generator=generator, device=dev)[:batch_size]
+        fx = ((cells % g).float() + u[:, 2]) / g
+        fy = ((cells // g).float() + u[:, 3]) / g
+        x0 = fx * (self.width - region_w).clamp(min=0)
+        y0 = fy * (self.height - region_h).clamp(min=0)
+
+        ix, iy = self._level_index(zx), self._level_index(zy)
+        out = torch.empty(batch_size, 3, c, c, device=dev, dtype=self.levels[(0, 0)].dtype)
+        for key in torch.unique(torch.stack([iy, ix], 1), dim=0).tolist():
+            level = self.levels[(key[0], key[1])]
+            sel = ((iy == key[0]) & (ix == key[1])).nonzero().squeeze(1)
+            # Native-pixel edges -> level pixel centres (kornia boxes are inclusive corner pixels).
+            sx = level.shape[3] / self.width
+            sy = level.shape[2] / self.height
+            left = x0[sel] * sx
+            right = (x0[sel] + region_w[sel]) * sx - 1.0
+            top = y0[sel] * sy
+            bottom = (y0[sel] + region_h[sel]) * sy - 1.0
+            boxes = torch.stack([
+                torch.stack([left, top], 1), torch.stack([right, top], 1),
+                torch.stack([right, bottom], 1), torch.stack([left, bottom], 1),
+            ], dim=1)
+            out[sel] = crop_and_resize(level.expand(len(sel), -1, -1, -1), boxes, (c, c))
+        if self.flip:
+            flipped = torch.rand(batch_size, generator=generator, device=dev) < 0.5
+            out = torch.where(flipped.view(-1, 1, 1, 1), hflip(out), out)
+        return out
