@@ -1,0 +1,83 @@
+"""Checkpoints: written atomically, read back without unpickling arbitrary objects.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts saved with `torch.save`
+and loaded with `torch.load(weights_only=True)`, so a crafted file cannot run code on load.
+Files are named `checkpoints/step_0001000.pt` inside a run directory; the newest is the latest.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .data.images import atomic_write
+from .errors import UserError
+
+FORMAT_VERSION = 1
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoint files of a run, oldest first (temp files never match the pattern)."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write `step_<step>.pt` atomically, then delete all but the newest `keep` checkpoints."""
+    payload = {"format": FORMAT_VERSION, "sincut_version": __version__, "step": step, **state}
+    path = checkpoint_dir(run_dir) / f"step_{step:07d}.pt"
+    atomic_write(path, lambda f: torch.save(payload, f))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def resolve_checkpoint(model: str | os.PathLike) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory."""
+    p = Path(model)
+    if not p.exists():
+        raise UserError(f"{p}: no such run directory or checkpoint; pass the --out folder of `sincut train`")
+    if p.is_file():
+        return p
+    found = list_checkpoints(p)
+    if not found:
+        raise UserError(f"{p}: this folder holds no checkpoints (expected {checkpoint_dir(p)}/step_*.pt); "
+                        "train a model first with `sincut train`")
+    return found[-1]
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with weights_only=True; any failure becomes a one-line UserError naming the file."""
+    p = Path(path)
+    if p.stat().st_size == 0:
+        raise UserError(f"{p}: the checkpoint is empty (an interrupted copy?); use another checkpoint")
+    try:
+        state = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UserError(f"{p}: refused to load: the file holds objects a sincut checkpoint never has "
+                        f"({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UserError(f"{p}: not a readable sincut checkpoint (truncated or corrupt: "
+                        f"{str(e).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or "format" not in state or "G" not in state:
+        raise UserError(f"{p}: not a sincut checkpoint (no format tag or generator weights)")
+    if state["format"] > FORMAT_VERSION:
+        raise UserError(f"{p}: checkpoint format {state['format']} is newer than this sincut supports "
+                        f"({FORMAT_VERSION}); upgrade sincut")
+    return state
