@@ -1,0 +1,180 @@
+"""The real CLI on real (shrunk) images: train, checkpoint, translate, help, and the error contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from sincut.cli import main
+
+from .conftest import ROOT, TINY_TRAIN
+
+
+def run(*args: str) -> "click.testing.Result":  # noqa: F821
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="sincut")
+
+
+@pytest.fixture
+def trained_run(tiny_pair, tmp_path: Path) -> Path:
+    src, tgt = tiny_pair
+    out = tmp_path / "run"
+    result = run("train", src, tgt, "--out", out, *TINY_TRAIN)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_complete_run(trained_run: Path, tiny_pair):
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["steps"] == 3 and config["crop_size"] == 32 and config["preset"] == "sincut"
+    log = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    assert {"D_fake", "D_real", "D_R1", "G_GAN", "NCE", "NCE_Y", "idt"} <= set(log[-1])
+    assert log[-1]["lr"] < log[0]["lr"]  # linear decay in the second half
+    checkpoints = sorted((trained_run / "checkpoints").glob("step_*.pt"))
+    assert [p.name for p in checkpoints] == ["step_0000002.pt", "step_0000003.pt"]
+    state = torch.load(checkpoints[-1], weights_only=True)  # loads without unpickling objects
+    assert state["step"] == 3 and set(state) >= {"G", "D", "F", "opt_G", "opt_D", "config", "rng"}
+    result = Image.open(trained_run / "result.png")
+    assert result.size == Image.open(tiny_pair[0]).size
+    assert (trained_run / "preview.png").is_file()
+    assert (trained_run / "previews" / "step_0000002.png").is_file()
+    assert not list(trained_run.rglob("*.tmp"))
+
+
+def test_translate_keeps_odd_sizes(trained_run: Path, tmp_path: Path):
+    odd = tmp_path / "odd.jpg"
+    Image.open(ROOT / "samples" / "photo_montStMichel.jpg").resize((75, 53)).save(odd)
+    out = tmp_path / "out"
+    result = run("translate", trained_run, odd, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    translated = Image.open(out / "odd.png")
+    assert translated.size == (75, 53) and translated.mode == "RGB"
+
+
+def test_translate_is_repeatable_and_matches_the_run_result(trained_run: Path, tiny_pair, tmp_path: Path):
+    src, _ = tiny_pair
+    for name in ("a", "b"):
+        assert run("translate", trained_run, src, "--out", tmp_path / name, "--device", "cpu").exit_code == 0
+    a = Image.open(tmp_path / "a" / "photo.png").tobytes()
+    assert a == Image.open(tmp_path / "b" / "photo.png").tobytes()
+    assert a == Image.open(trained_run / "result.png").tobytes()
+
+
+def test_same_seed_same_weights(tiny_pair, tmp_path: Path):
+    src, tgt = tiny_pair
+    states = []
+    for name in ("one", "two"):
+        args = [a for a in TINY_TRAIN]
+        assert run("train", src, tgt, "--out", tmp_path / name, *args).exit_code == 0
+        states.append(torch.load(tmp_path / name / "checkpoints" / "step_0000003.pt", weights_only=True))
+    for key in ("G", "D", "F"):
+        for name, tensor in states[0][key].items():
+            assert torch.equal(tensor, states[1][key][name]), f"{key}.{name} differs"
+
+
+def test_training_changes_the_generator(trained_run: Path):
+    first = torch.load(trained_run / "checkpoints" / "step_0000002.pt", weights_only=True)["G"]
+    last = torch.load(trained_run / "checkpoints" / "step_0000003.pt", weights_only=True)["G"]
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["demo"]])
+def test_help(command: list[str]):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage: sincut" in result.output
+
+
+def test_train_help_lists_every_recipe_value_with_its_default():
+    text = run("train", "--help").output
+    for flag, default in [("--steps", "100000"), ("--batch-size", "16"), ("--crop-size", "64"),
+                          ("--lambda-nce", "4.0"), ("--nce-temperature", "0.07"), ("--lr", "0.002"),
+                          ("--r1-gamma", "1.0"), ("--nce-layers", "0,2,4"), ("--zoom-min", "1/3")]:
+        start = re.search(rf"^\s+{flag} (?:[A-Z]|I,J)", text, re.M)  # the option's line, not prose
+        assert start, flag
+        option_text = " ".join(text[start.start():].split())
+        assert f"[default: {default}]" in option_text[:300], flag
+
+
+def test_cli_py_and_module_are_the_same_group():
+    a = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--help"], capture_output=True, text=True, cwd=ROOT)
+    b = subprocess.run([sys.executable, "-m", "sincut", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert a.returncode == b.returncode == 0
+    assert a.stdout == b.stdout and "translate" in a.stdout
+
+
+def _error_line(result) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+def test_missing_source_is_one_line_exit_2(tiny_pair, tmp_path: Path):
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "nope.jpg"), str(tiny_pair[1]),
+                                       "--out", str(tmp_path / "r"), *TINY_TRAIN])
+    assert "nope.jpg" in _error_line(result)
+    assert not (tmp_path / "r").exists()  # nothing left behind
+
+
+def test_text_file_named_jpg(tiny_pair, tmp_path: Path):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("not an image")
+    result = CliRunner().invoke(main, ["train", str(tiny_pair[0]), str(fake), "--out", str(tmp_path / "r")])
+    assert "notes.jpg" in _error_line(result) and "not a readable image" in result.output
+
+
+def test_folder_where_a_file_is_expected(tiny_pair, tmp_path: Path):
+    result = CliRunner().invoke(main, ["train", str(tmp_path), str(tiny_pair[1]), "--out", str(tmp_path / "r")])
+    assert "is a folder" in _error_line(result)
+
+
+def test_out_of_range_option(tiny_pair, tmp_path: Path):
+    result = CliRunner().invoke(main, ["train", *map(str, tiny_pair), "--out", str(tmp_path / "r"), "--steps", "-1"])
+    assert result.exit_code == 2 and "--steps" in result.output
+    result = CliRunner().invoke(main, ["train", *map(str, tiny_pair), "--out", str(tmp_path / "r"),
+                                       "--crop-size", "48"])
+    assert "power of two" in _error_line(result)
+
+
+def test_existing_run_is_not_overwritten(trained_run: Path, tiny_pair):
+    before = sorted(p.name for p in (trained_run / "checkpoints").iterdir())
+    result = CliRunner().invoke(main, ["train", *map(str, tiny_pair), "--out", str(trained_run), *TINY_TRAIN])
+    assert "already holds a training run" in _error_line(result)
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == before
+
+
+def test_translate_without_a_model(tmp_path: Path, tiny_pair):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["translate", str(tmp_path / "empty"), str(tiny_pair[0]), "--out", str(tmp_path / "o")])
+    assert "holds no checkpoints" in _error_line(result)
+
+
+def test_malicious_checkpoint_is_refused_and_not_run(tmp_path: Path, tiny_pair):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": 1, "G": Exploit()}, bad)
+    result = CliRunner().invoke(main, ["translate", str(bad), str(tiny_pair[0]), "--out", str(tmp_path / "o")])
+    assert "refused to load" in _error_line(result)
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint(trained_run: Path, tmp_path: Path, tiny_pair):
+    good = sorted((trained_run / "checkpoints").glob("*.pt"))[-1].read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good[: len(good) // 2])
+    result = CliRunner().invoke(main, ["translate", str(cut), str(tiny_pair[0]), "--out", str(tmp_path / "o")])
+    assert "cut.pt" in _error_line(result)
