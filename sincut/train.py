@@ -98,7 +98,10 @@ class Trainer:
         G = Generator(ngf=config.ngf, crop_size=config.crop_size)
         D = Discriminator(ndf=config.ndf, crop_size=config.crop_size)
         F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim)
-        G, D, F_head = G.to(device), D.to(device), F_head.to(device)
+        # channels_last: oneDNN and cuDNN run these convolutions markedly faster in NHWC.
+        G = G.to(device, memory_format=torch.channels_last)
+        D = D.to(device, memory_format=torch.channels_last)
+        F_head = F_head.to(device)
         rng = torch.Generator(device=device).manual_seed(config.seed)
         objective = Objective(
             G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
@@ -118,8 +121,9 @@ class Trainer:
                 group["lr"] = lr
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n = self.config.batch_size
-        return self.source_patches.sample(n, self.rng), self.target_patches.sample(n, self.rng)
+        n, nhwc = self.config.batch_size, torch.channels_last
+        src = self.source_patches.sample(n, self.rng).contiguous(memory_format=nhwc)
+        return src, self.target_patches.sample(n, self.rng).contiguous(memory_format=nhwc)
 
     def discriminator_step(self, fwd: Forward) -> dict[str, torch.Tensor]:
         self.D.requires_grad_(True)

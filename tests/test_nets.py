@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from sincut.nets import Discriminator, Generator, ProjectionHead
-from sincut.nets.layers import Blur, UpsampleConv
+from sincut.nets.layers import Blur, ConvLayer, ResBlock, UpsampleConv
 
 
 def count(module: torch.nn.Module) -> int:
@@ -92,7 +92,7 @@ def test_upsample_conv_equals_the_papers_modulated_conv():
     reference = _reference_modulated_upsample(layer, x)
     # noise_strength starts at 0, so the noise does not change the output; compare before the bias + lrelu
     out = layer(x)
-    expected = F.leaky_relu(reference + layer.act.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+    expected = F.leaky_relu(reference + layer.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
     assert torch.allclose(out, expected, atol=1e-5)
 
 
@@ -110,3 +110,30 @@ def test_projection_head_rows_are_unit_and_image_major():
     vec = feats[0][1].flatten(1)[:, loc]
     manual = head.mlps[0](vec)
     assert torch.allclose(out[0][4], manual / (manual.norm() + 1e-7), atol=1e-6)
+
+
+def _reference_conv_layer(layer: ConvLayer, x: torch.Tensor) -> torch.Tensor:
+    """The paper's unfused order: [blur], conv with the equalised weight, + bias, leaky ReLU, x sqrt(2)."""
+    if layer.blur is not None:
+        p0, p1 = layer.blur.pad
+        x = F.conv2d(F.pad(x, (p0, p1, p0, p1)), layer.blur.kernel, groups=x.shape[1])
+    out = F.conv2d(x, layer.weight * layer.scale, stride=layer.stride, padding=layer.padding)
+    if layer.bias is None:
+        return out
+    return F.leaky_relu(out + layer.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+
+
+@pytest.mark.parametrize("downsample,cin,cout", [(False, 5, 5), (True, 4, 6)])
+def test_res_block_equals_the_unfused_form(downsample: bool, cin: int, cout: int):
+    torch.manual_seed(0)
+    block = ResBlock(cin, cout, downsample)
+    with torch.no_grad():
+        for p in block.parameters():
+            if p.dim() == 1:
+                p.normal_()  # non-zero biases, so the bias folding is exercised
+    x = torch.randn(2, cin, 9, 10)
+    # The reference ignores the folded gains: it is the paper's plain sequence of passes.
+    main = _reference_conv_layer(block.conv2, _reference_conv_layer(block.conv1, x))
+    skip = x if block.skip is None else _reference_conv_layer(block.skip, x)
+    expected = (main + skip) / math.sqrt(2)
+    assert torch.allclose(block(x), expected, atol=1e-5)

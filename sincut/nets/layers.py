@@ -21,7 +21,7 @@ LRELU_GAIN = math.sqrt(2.0)
 
 
 class Blur(nn.Module):
-    """Depthwise FIR low-pass filter with asymmetric zero padding (pad_before, pad_after)."""
+    """Depthwise FIR low-pass filter with zero padding (pad_before, pad_after)."""
 
     def __init__(self, channels: int, pad: tuple[int, int], gain: float = 1.0,
                  taps: tuple[float, ...] = BLUR_KERNEL) -> None:
@@ -36,22 +36,9 @@ class Blur(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         p0, p1 = self.pad
-        x = F.pad(x, (p0, p1, p0, p1))
-        return F.conv2d(x, self.kernel.to(x.dtype), groups=self.channels)
-
-
-class EqualConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.stride = stride
-        self.padding = padding
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+        if p0 == p1:  # let the convolution pad: no padded copy of the input
+            return F.conv2d(x, self.kernel.to(x.dtype), padding=p0, groups=self.channels)
+        return F.conv2d(F.pad(x, (p0, p1, p0, p1)), self.kernel.to(x.dtype), groups=self.channels)
 
 
 class EqualLinear(nn.Module):
@@ -63,54 +50,70 @@ class EqualLinear(nn.Module):
         self.activate = activate
 
     def forward(self, x: Tensor) -> Tensor:
-        out = F.linear(x, self.weight * self.scale, self.bias)
-        return F.leaky_relu(out, LRELU_SLOPE) * LRELU_GAIN if self.activate else out
+        if not self.activate:
+            return F.linear(x, self.weight * self.scale, self.bias)
+        # leaky_relu(z) * g == leaky_relu(g * z) for g > 0: the gain folds into weight and bias.
+        out = F.linear(x, self.weight * (self.scale * LRELU_GAIN), self.bias * LRELU_GAIN)
+        return F.leaky_relu(out, LRELU_SLOPE, inplace=True)
 
 
-class BiasLeakyReLU(nn.Module):
-    """Learned per-channel bias, then leaky ReLU(0.2) scaled by sqrt(2) to keep unit variance."""
+class ConvLayer(nn.Module):
+    """Equalised conv (optionally blur + stride 2: antialiased downsampling), bias, leaky ReLU x sqrt(2).
 
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), LRELU_SLOPE) * LRELU_GAIN
-
-
-class ConvLayer(nn.Sequential):
-    """Equalised conv, optionally preceded by a blur and run at stride 2 (antialiased downsampling)."""
+    The paper's layer runs conv, then bias + leaky ReLU, then a x sqrt(2) gain as separate passes.
+    Since leaky_relu(z) * g == leaky_relu(g * z) for g > 0, the gain (and any output gain such as a
+    residual block's 1/sqrt(2)) is folded into the weight and bias, and the bias is added inside the
+    convolution: one pass over the output instead of three, same function. Without an activation the
+    layer has no bias, as in the paper.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, downsample: bool = False,
-                 activate: bool = True) -> None:
-        layers: list[nn.Module] = []
+                 activate: bool = True, out_gain: float = 1.0) -> None:
+        super().__init__()
         if downsample:
             p = (len(BLUR_KERNEL) - 2) + (kernel_size - 1)
-            layers.append(Blur(in_channels, pad=((p + 1) // 2, p // 2)))
-            stride, padding = 2, 0
+            self.blur: nn.Module | None = Blur(in_channels, pad=((p + 1) // 2, p // 2))
+            self.stride, self.padding = 2, 0
         else:
-            stride, padding = 1, kernel_size // 2
-        # With an activation the bias lives in BiasLeakyReLU; without one the layer has no bias.
-        layers.append(EqualConv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False))
-        if activate:
-            layers.append(BiasLeakyReLU(out_channels))
-        super().__init__(*layers)
+            self.blur = None
+            self.stride, self.padding = 1, kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if activate else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.activate = activate
+        self.gain = (LRELU_GAIN if activate else 1.0) * out_gain
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.blur is not None:
+            x = self.blur(x)
+        bias = self.bias * self.gain if self.bias is not None else None
+        out = F.conv2d(x, self.weight * (self.scale * self.gain), bias, stride=self.stride, padding=self.padding)
+        return F.leaky_relu(out, LRELU_SLOPE, inplace=True) if self.activate else out
 
 
 class ResBlock(nn.Module):
-    """Two 3x3 convs plus a skip (1x1 when the shape changes), summed and divided by sqrt(2)."""
+    """Two 3x3 convs plus a skip (1x1 when the shape changes), summed and divided by sqrt(2).
+
+    The 1/sqrt(2) is folded into conv2 and the 1x1 skip (see ConvLayer); an identity skip is added
+    with alpha = 1/sqrt(2).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, downsample: bool) -> None:
         super().__init__()
+        inv_sqrt2 = 1.0 / math.sqrt(2.0)
         self.conv1 = ConvLayer(in_channels, in_channels, 3)
-        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=downsample)
+        self.conv2 = ConvLayer(in_channels, out_channels, 3, downsample=downsample, out_gain=inv_sqrt2)
         if downsample or in_channels != out_channels:
-            self.skip: nn.Module = ConvLayer(in_channels, out_channels, 1, downsample=downsample, activate=False)
+            self.skip: ConvLayer | None = ConvLayer(in_channels, out_channels, 1, downsample=downsample,
+                                                    activate=False, out_gain=inv_sqrt2)
         else:
-            self.skip = nn.Identity()
+            self.skip = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return (self.conv2(self.conv1(x)) + self.skip(x)) * (1.0 / math.sqrt(2.0))
+        out = self.conv2(self.conv1(x))
+        if self.skip is None:
+            return torch.add(out, x, alpha=1.0 / math.sqrt(2.0))
+        return out + self.skip(x)
 
 
 class UpsampleConv(nn.Module):
@@ -120,7 +123,7 @@ class UpsampleConv(nn.Module):
     transposed conv. With a constant style, modulation is the identity and demodulation is a fixed
     per-output-channel rescale of the weight, so one ordinary transposed conv computes the same thing.
     Then a [1, 3, 3, 1] blur, per-pixel Gaussian noise scaled by a learned scalar (starts at 0),
-    and bias + leaky ReLU.
+    and bias + leaky ReLU x sqrt(2) (the gain folded in as in ConvLayer).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
@@ -130,7 +133,7 @@ class UpsampleConv(nn.Module):
         p = (len(BLUR_KERNEL) - 2) - (kernel_size - 1)
         self.blur = Blur(out_channels, pad=((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
         self.noise_strength = nn.Parameter(torch.zeros(1))
-        self.act = BiasLeakyReLU(out_channels)
+        self.bias = nn.Parameter(torch.zeros(out_channels))
 
     def demodulated_weight(self) -> Tensor:
         w = self.weight * self.scale
@@ -138,9 +141,9 @@ class UpsampleConv(nn.Module):
         return w.transpose(0, 1)  # conv_transpose2d wants [in, out, k, k]
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        out = F.conv_transpose2d(x, self.demodulated_weight(), stride=2)
+        out = F.conv_transpose2d(x, self.demodulated_weight() * LRELU_GAIN, stride=2)
         out = self.blur(out)
         b, _, h, w = out.shape
         noise = torch.randn(b, 1, h, w, device=out.device, dtype=out.dtype, generator=generator)
-        out = out + self.noise_strength * noise
-        return self.act(out)
+        out = out.add_(noise * (self.noise_strength * LRELU_GAIN)).add_((self.bias * LRELU_GAIN).view(1, -1, 1, 1))
+        return F.leaky_relu(out, LRELU_SLOPE, inplace=True)
