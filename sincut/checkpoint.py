@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .data.images import atomic_write
-from .errors import UserError
+from .errors import TrainingFailed, UserError
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
@@ -41,10 +41,25 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any]
     """Write `step_<step>.pt` atomically, then delete all but the newest `keep` checkpoints."""
     payload = {"format": FORMAT_VERSION, "sincut_version": __version__, "step": step, **state}
     path = checkpoint_dir(run_dir) / f"step_{step:07d}.pt"
-    atomic_write(path, lambda f: torch.save(payload, f))
+    try:
+        atomic_write(path, lambda f: torch.save(payload, f))
+    except OSError as e:
+        previous = list_checkpoints(run_dir)
+        kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
+        raise TrainingFailed(f"could not write checkpoint {path} ({e.strerror or e}); {kept}; "
+                             f"free space or fix permissions, then run `sincut resume {run_dir}`") from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def remove_partial_files(run_dir: str | os.PathLike) -> int:
+    """Delete temp files a killed process left behind (they never carry a final name)."""
+    removed = 0
+    for tmp in Path(run_dir).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def resolve_checkpoint(model: str | os.PathLike) -> Path:

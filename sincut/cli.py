@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .config import PRESETS, TrainConfig, make_config
-from .errors import UserError
+from .errors import TrainingFailed, TrainingStopped, UserError
 
 DEMO_CPU_STEPS = 60  # about 5 minutes on a 2-core CPU at the recipe's batch and patch size
 DEMO_GPU_STEPS = 5000
@@ -35,8 +35,14 @@ class SincutGroup(click.Group):
         except UserError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
+        except TrainingFailed as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(1)
+        except TrainingStopped as e:
+            click.echo(str(e), err=True)
+            ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            click.echo("Interrupted at once; the newest complete checkpoint (if any) is kept.", err=True)
             ctx.exit(130)
 
 
@@ -49,8 +55,10 @@ def _parse_layers(ctx: click.Context, param: click.Parameter, value: str | None)
         raise click.BadParameter(f"expected comma-separated layer indices like 0,2,4, got {value!r}") from None
 
 
-def config_options(func: Callable) -> Callable:
-    """One Click option per TrainConfig field; unset options leave the preset's value alone."""
+def config_options(func: Callable | None = None, *, resuming: bool = False) -> Callable:
+    """One Click option per TrainConfig field; unset options leave the preset's (or run's) value alone."""
+    if func is None:
+        return functools.partial(config_options, resuming=resuming)
     for f in reversed(dataclasses.fields(TrainConfig)):
         if f.name == "preset":
             continue
@@ -64,7 +72,10 @@ def config_options(func: Callable) -> Callable:
         if isinstance(shown, bool):
             shown = "on" if shown else "off"
         help_text = f"{f.metadata['help']}  [default: {shown}]"
-        if f.type in ("bool", bool):
+        if f.name == "keep_checkpoints":
+            func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None,
+                                help=help_text)(func)
+        elif f.type in ("bool", bool):
             decl = [f"{flag}/--no-{f.name.replace('_', '-')}"]
             func = click.option(*decl, f.name, default=None, help=help_text)(func)
         elif f.name == "nce_layers":
@@ -73,8 +84,12 @@ def config_options(func: Callable) -> Callable:
         else:
             kind = click.IntRange(lo, hi) if f.type in ("int", int) else click.FloatRange(lo, hi)
             func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
-    func = click.option("--preset", type=click.Choice(list(PRESETS)), default="sincut", show_default=True,
-                        help="Training recipe; every value below overrides it.")(func)
+    if resuming:
+        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                            help="Must match the run's preset if given.")(func)
+    else:
+        func = click.option("--preset", type=click.Choice(list(PRESETS)), default="sincut", show_default=True,
+                            help="Training recipe; every value below overrides it.")(func)
     return func
 
 
@@ -103,24 +118,42 @@ def main() -> None:
     """
 
 
-def _run_training(config: TrainConfig, source: Path, target: Path, out: Path, device_name: str) -> None:
+def large_images_option(func: Callable) -> Callable:
+    def allow(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value:
+            from .data.images import allow_large_images
+            allow_large_images()
+        return value
+
+    return click.option("--allow-large-images", is_flag=True, expose_value=False, callback=allow,
+                        help="Read images above Pillow's decompression-bomb limit (only for files you trust).")(func)
+
+
+def _run_training(config: TrainConfig | None, source: Path | None, target: Path | None, out: Path,
+                  device_name: str, resume_overrides: dict[str, Any] | None = None) -> None:
+    """Start (config given) or resume (config None) a run, with the rich display and a summary."""
     from rich.console import Console
 
     from .progress import RichProgress, summary_table
-    from .train import train
+    from .train import resume, train
     from .translate import pick_device
 
     device = pick_device(device_name)
     console = Console(stderr=True)
-    console.print(f"[bold]sincut[/] {config.preset}: {config.steps:,} steps, batch {config.batch_size} x "
-                  f"{config.crop_size}px, on {device}. Run directory: {out}")
-    result = train(config, source, target, out, device, RichProgress(console))
+    progress = RichProgress(console)
+    if config is not None:
+        console.print(f"[bold]sincut[/] {config.preset}: {config.steps:,} steps, batch {config.batch_size} x "
+                      f"{config.crop_size}px, on {device}. Run directory: {out}")
+        result = train(config, source, target, out, device, progress)
+    else:
+        console.print(f"[bold]sincut[/] resuming {out} on {device}")
+        result = resume(out, device, progress, resume_overrides)
     minutes, seconds = divmod(result.seconds, 60)
     console.print(summary_table([
         ("translated source", str(result.result_image)),
         ("preview", str(result.preview_image)),
         ("checkpoint", str(result.checkpoint)),
-        ("steps", f"{result.steps:,}"),
+        ("steps this session", f"{result.steps:,}"),
         ("time", f"{int(minutes)} min {seconds:.0f} s"),
         ("translate more", f"sincut translate {out} IMAGE... --out DIR"),
     ], title="Done"))
@@ -138,17 +171,35 @@ def _require_file(path: Path, role: str) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="New run directory: config, log, previews, checkpoints and result.png go there.")
 @device_option
+@large_images_option
 @config_options
 def train(source: Path, target: Path, out: Path, device: str, preset: str, **overrides: Any) -> None:
     """Train a model that repaints SOURCE (content kept) in the look of TARGET (style learned).
 
     The defaults are the paper's single-image recipe (100,000 steps: hours on a GPU, days on a CPU;
-    try --steps 2000 for a first look).
+    try --steps 2000 for a first look). Images smaller than the patch size are upscaled, with a
+    warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
     """
     _require_file(source, "SOURCE")
     _require_file(target, "TARGET")
     config = _build_config(preset, overrides)
     _run_training(config, source, target, out, device)
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@device_option
+@large_images_option
+@config_options(resuming=True)
+def resume(run: Path, device: str, preset: str | None, **overrides: Any) -> None:
+    """Continue RUN from its newest checkpoint, with its saved recipe.
+
+    --steps may extend the run (the lr decay is recomputed for the new total), and the bookkeeping
+    options (--log-every, --preview-every, --checkpoint-every, --keep) may change; options that would
+    change the objective are refused. A run killed before its first checkpoint restarts from step 0.
+    On the CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
+    """
+    _run_training(None, None, None, run, device, {**overrides, "preset": preset})
 
 
 @main.command()
@@ -159,6 +210,7 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str, **ove
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
 @device_option
+@large_images_option
 def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, seed: int, device: str) -> None:
     """Translate INPUTS (image files or folders) with MODEL (a run directory or checkpoint file).
 

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _opt(default: Any, help: str, **limits: Any) -> Any:
-    return field(default=default, metadata={"help": help, **limits})
+def _opt(default: Any, help: str, resumable: bool = False, **limits: Any) -> Any:
+    """A config field. `resumable` fields may change when a run is resumed; the rest define the objective."""
+    return field(default=default, metadata={"help": help, "resumable": resumable, **limits})
 
 
 @dataclass
 class TrainConfig:
     preset: str = _opt("sincut", "Recipe the other defaults come from.")
-    steps: int = _opt(100_000, "Total training steps (the paper: 100,000).", min=1)
+    steps: int = _opt(100_000, "Total training steps (the paper: 100,000).", resumable=True, min=1)
     decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay to zero.", min=0.0, max=1.0)
     batch_size: int = _opt(16, "Patches per step from each image.", min=1)
     crop_size: int = _opt(64, "Patch size in pixels (a power of two; D's depth follows it).", min=8)
@@ -43,10 +44,13 @@ class TrainConfig:
     projection_dim: int = _opt(256, "Width of the PatchNCE projection head F.", min=1)
     r1_gamma: float = _opt(1.0, "R1 penalty weight gamma (0 turns it off).", min=0.0)
     seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0)
-    log_every: int = _opt(10, "Steps between loss log lines (and progress updates of the losses).", min=1)
-    preview_every: int = _opt(1000, "Steps between preview images (source | translation | target).", min=1)
-    checkpoint_every: int = _opt(1000, "Steps between checkpoints (one is also written at the end).", min=1)
-    keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep.", min=1)
+    log_every: int = _opt(10, "Steps between loss log lines (and progress updates of the losses).",
+                          resumable=True, min=1)
+    preview_every: int = _opt(1000, "Steps between preview images (source | translation | target).",
+                              resumable=True, min=1)
+    checkpoint_every: int = _opt(1000, "Steps between checkpoints (one is also written at the end, and on Ctrl-C).",
+                                 resumable=True, min=1)
+    keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1)
 
     def validate(self) -> None:
         """Raise ValueError naming the option when a value is out of range or inconsistent."""
@@ -68,6 +72,24 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
+
+    def with_resume_overrides(self, overrides: dict[str, Any]) -> "TrainConfig":
+        """This run's config with the bookkeeping values changed; refuses changes to the objective."""
+        changed = {}
+        for f in dataclasses.fields(self):
+            if f.name not in overrides or overrides[f.name] is None:
+                continue
+            value = tuple(overrides[f.name]) if isinstance(overrides[f.name], list) else overrides[f.name]
+            if value == getattr(self, f.name):
+                continue
+            if not f.metadata.get("resumable"):
+                raise ValueError(f"--{f.name.replace('_', '-')} {value} differs from this run's "
+                                 f"{getattr(self, f.name)}: resume continues the saved recipe; start a new run "
+                                 "with `sincut train` to change it")
+            changed[f.name] = value
+        cfg = dataclasses.replace(self, **changed)
+        cfg.validate()
+        return cfg
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

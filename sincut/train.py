@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .checkpoint import save_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
 from .config import TrainConfig
 from .data.images import atomic_write, load_image, save_image, side_by_side
 from .data.patches import PatchSampler
-from .errors import UserError
+from .errors import TrainingFailed, TrainingStopped, UserError
+from .interrupt import StopRequest
 from .losses import Forward, Objective
 from .nets import Discriminator, Generator, ProjectionHead
 from .progress import SilentProgress, TrainingProgress
@@ -46,13 +49,40 @@ def lr_factor(step: int, total: int, decay_start: float) -> float:
     return max(0.0, (total - step) / max(1, total - start))
 
 
+def capture_rng(sampler_rng: torch.Generator) -> dict:
+    """Python, NumPy, torch CPU/CUDA and the sampler's generator, in weights_only-loadable types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "sampler": sampler_rng.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict, sampler_rng: torch.Generator) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    sampler_rng.set_state(state["sampler"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def prepare_run_dir(out: str | os.PathLike) -> Path:
     """Create the run directory; refuse one that already holds a run, so nothing is overwritten."""
     run = Path(out)
     if run.exists() and not run.is_dir():
         raise UserError(f"{run}: exists and is a file; pass a folder for --out")
     if (run / "checkpoints").exists() or (run / "config.json").exists():
-        raise UserError(f"{run}: already holds a training run; pass a new --out folder (or delete this one)")
+        raise UserError(f"{run}: already holds a training run; continue it with `sincut resume {run}`, "
+                        "or pass a new --out folder")
     try:
         run.mkdir(parents=True, exist_ok=True)
         probe = run / ".write-test"
@@ -61,6 +91,13 @@ def prepare_run_dir(out: str | os.PathLike) -> Path:
     except OSError as e:
         raise UserError(f"{run}: cannot write there ({e.strerror}); pass a writable --out folder") from None
     return run
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: unreadable ({e}); is this a sincut run directory?") from None
 
 
 def write_preview(path: Path, source: torch.Tensor, translated: torch.Tensor, target: torch.Tensor) -> Path:
@@ -149,11 +186,20 @@ class Trainer:
         return {**self.discriminator_step(fwd), **self.generator_step(fwd)}
 
     def state(self) -> dict:
+        """Everything needed to continue bit for bit: weights, optimiser moments, every RNG state."""
         return {
             "config": asdict(self.config), "G": self.G.state_dict(), "D": self.D.state_dict(),
             "F": self.F.state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "device": self.rng.get_state()},
+            "lr": self.opt_G.param_groups[0]["lr"], "rng": capture_rng(self.rng),
         }
+
+    def load_state(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.F.load_state_dict(state["F"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        restore_rng(state["rng"], self.rng)
 
     def translate_source(self) -> torch.Tensor:
         self.G.eval()
@@ -165,14 +211,86 @@ class Trainer:
 def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
           out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
     """Train a SinCUT model that repaints SOURCE in TARGET's look; write everything into `out`."""
-    progress = progress or SilentProgress()
     config.validate()
     source = load_image(source_path)
     target = load_image(target_path)
     run = prepare_run_dir(out)
+    inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
+    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
     atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-    t_start = time.perf_counter()
+    progress = progress or SilentProgress()
+    _warn_if_smaller_than_crop(progress, config, {source_path: source, target_path: target})
     trainer = Trainer.build(config, source, target, device)
+    return _fit(trainer, run, 0, progress)
+
+
+def _warn_if_smaller_than_crop(progress: TrainingProgress, config: TrainConfig, images: dict) -> None:
+    for path, image in images.items():
+        h, w = image.shape[2:]
+        if min(h, w) < config.crop_size:
+            progress.note(f"warning: {path} is {w}x{h}, smaller than the {config.crop_size} px patches; "
+                          "it is upscaled to fit (pass a smaller --crop-size to avoid that)")
+
+
+def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None,
+           overrides: dict | None = None) -> TrainResult:
+    """Continue a run from its newest checkpoint (from step 0 if it died before the first one).
+
+    Bookkeeping values (--steps, --log-every, ...) may change; anything that changes the objective is
+    refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
+    log reads as one run.
+    """
+    run = Path(run_dir)
+    if not (run / "config.json").is_file() or not (run / "run.json").is_file():
+        raise UserError(f"{run}: not a sincut run directory (no config.json/run.json); "
+                        "start one with `sincut train SOURCE TARGET --out RUN`")
+    remove_partial_files(run)
+    found = list_checkpoints(run)
+    state = load_checkpoint(found[-1]) if found else None
+    saved = TrainConfig.from_dict(state["config"] if state else _read_json(run / "config.json"))
+    try:
+        config = saved.with_resume_overrides(overrides or {})
+    except ValueError as e:
+        raise UserError(f"{run}: {e}") from None
+    start = int(state["step"]) if state else 0
+    if start >= config.steps:
+        raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
+                        f"pass --steps N with N > {start} to train longer")
+    inputs = _read_json(run / "run.json")
+    source, target = load_image(inputs["source"]), load_image(inputs["target"])
+    trainer = Trainer.build(config, source, target, device)
+    if state is not None:
+        try:
+            trainer.load_state(state)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                            f"({str(e).splitlines()[0][:160]})") from None
+    _truncate_log(run / "log.jsonl", start)
+    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+    return _fit(trainer, run, start, progress or SilentProgress())
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
+
+
+def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    losses = {k: float(v.detach()) for k, v in parts.items()}
+    for name, value in losses.items():
+        if not math.isfinite(value):
+            raise TrainingFailed(f"loss {name} became {value} at step {step}; the last good checkpoint is "
+                                 "kept; try a lower --lr (a new run) or resume from that checkpoint")
+    return losses
+
+
+def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) -> TrainResult:
+    """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop."""
+    config = trainer.config
+    t_start = time.perf_counter()
 
     def preview(step: int) -> Path:
         translated = trainer.translate_source()
@@ -180,27 +298,28 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
         return write_preview(run / "preview.png", trainer.source, translated, trainer.target)
 
     losses: dict[str, float] = {}
-    progress.start(config.steps, 0)
-    with open(run / "log.jsonl", "a", encoding="utf-8") as log_file:
+    progress.start(config.steps, start)
+    with open(run / "log.jsonl", "a", encoding="utf-8") as log_file, StopRequest() as stop:
         try:
-            for step in range(config.steps):
+            for step in range(start, config.steps):
                 t0 = time.perf_counter()
                 parts = trainer.step(step)
                 done = step + 1
-                logging = done % config.log_every == 0 or done == config.steps or step == 0
-                if logging:  # the only host-device sync of a step, and only every log_every steps
-                    losses = {k: float(v.detach()) for k, v in parts.items()}
-                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                    if bad:
-                        raise UserError(f"training diverged: loss {bad[0]} is {losses[bad[0]]} at step {done}; "
-                                        "the last checkpoint is kept, try a lower --lr")
+                logging = done % config.log_every == 0 or done == config.steps or step == start
+                checkpointing = done % config.checkpoint_every == 0 or stop.requested
+                if logging or checkpointing:  # the only host-device syncs of a step
+                    losses = _check_finite(parts, done)
+                if logging:
                     record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
                               "seconds_per_step": round(time.perf_counter() - t0, 4), **losses}
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
                 progress.step(step, losses if logging else None)
-                if done % config.checkpoint_every == 0 and done < config.steps:
-                    save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints)
+                if checkpointing and done < config.steps:
+                    path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints)
+                    if stop.requested:
+                        raise TrainingStopped(f"Stopped at step {done} of {config.steps}; checkpoint saved to "
+                                              f"{path}. Continue with: sincut resume {run}", stop.exit_code)
                 if done % config.preview_every == 0 and done < config.steps:
                     preview(done)
         finally:
@@ -209,4 +328,4 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
     preview_path = preview(config.steps)
     result = save_image(trainer.translate_source(), run / "result.png")
-    return TrainResult(run, ckpt, result, preview_path, config.steps, time.perf_counter() - t_start, losses)
+    return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)

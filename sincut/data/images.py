@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,11 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
+def allow_large_images() -> None:
+    """Lift Pillow's decompression-bomb limit for this process (the user vouched for the files)."""
+    Image.MAX_IMAGE_PIXELS = None
+
+
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """Read an image file as a [1, 3, H, W] float32 tensor in [-1, 1]."""
     p = Path(path)
@@ -44,13 +50,16 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     if p.stat().st_size == 0:
         raise UserError(f"{p}: the file is empty; pass a valid image file")
     try:
-        with Image.open(p) as img:
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            arr = _to_rgb_array(img)
-    except Image.DecompressionBombError as e:
-        raise UserError(f"{p}: image is larger than Pillow's decompression-bomb limit ({e}); "
-                        "downscale it first") from None
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: the refusal is our limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as opened:
+                img = ImageOps.exif_transpose(opened)
+                img.load()
+                arr = _to_rgb_array(img)
+    except Image.DecompressionBombError:
+        raise UserError(f"{p}: image has more pixels than the safety limit ({Image.MAX_IMAGE_PIXELS * 2:,}) "
+                        "against decompression bombs; pass --allow-large-images if you trust the file") from None
     except UnidentifiedImageError:
         raise UserError(f"{p}: not a readable image; pass a JPEG, PNG, WebP, BMP or TIFF file") from None
     except (OSError, SyntaxError, ValueError) as e:
