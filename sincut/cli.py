@@ -142,11 +142,8 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     console = Console(stderr=True)
     progress = RichProgress(console)
     if config is not None:
-        console.print(f"[bold]sincut[/] {config.preset}: {config.steps:,} steps, batch {config.batch_size} x "
-                      f"{config.crop_size}px, on {device}. Run directory: {out}")
         result = train(config, source, target, out, device, progress)
     else:
-        console.print(f"[bold]sincut[/] resuming {out} on {device}")
         result = resume(out, device, progress, resume_overrides)
     minutes, seconds = divmod(result.seconds, 60)
     console.print(summary_table([

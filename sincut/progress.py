@@ -72,7 +72,7 @@ class RichProgress:
         self.bar.update(self.task, completed=done, **fields)
 
     def note(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, soft_wrap=True, highlight=False, markup=False)  # paths stay whole
 
     def finish(self) -> None:
         if self.live:

@@ -291,6 +291,9 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
     """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop."""
     config = trainer.config
     t_start = time.perf_counter()
+    what = f"resuming at step {start}" if start else "training"
+    progress.note(f"sincut {what}: preset {config.preset}, {config.steps:,} steps, batch {config.batch_size} x "
+                  f"{config.crop_size} px, on {trainer.source.device.type}; run directory {run}")
 
     def preview(step: int) -> Path:
         translated = trainer.translate_source()
