@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sincut.config import make_config  # noqa: E402
-from sincut.data.images import load_image  # noqa: E402
-from sincut.train import Trainer  # noqa: E402
+from sincut.train import Trainer, make_data  # noqa: E402
 from sincut.translate import pick_device  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "single_image_monet_etretat"
@@ -45,13 +44,13 @@ def sync(device: torch.device) -> None:
 def time_training(device: torch.device, steps: int, warmup: int) -> dict[str, float]:
     source, target = image_pair()
     config = make_config("sincut")
-    trainer = Trainer.build(config, load_image(source), load_image(target), device)
+    trainer = Trainer.build(config, make_data(config, source, target, device), device)
     phases: dict[str, list[float]] = {"data": [], "G forward": [], "D step": [], "G step": [], "total": []}
     for i in range(warmup + steps):
         sync(device)
         t0 = time.perf_counter()
         trainer.set_lr(i)
-        src, tgt = trainer.sample()
+        src, tgt = trainer.sample(i)
         sync(device)
         t1 = time.perf_counter()
         fwd = trainer.objective.forward(src, tgt)

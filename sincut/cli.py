@@ -17,7 +17,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .config import PRESETS, TrainConfig, make_config
+from .config import DATASET_PRESETS, PRESETS, TrainConfig, make_config
 from .errors import TrainingFailed, TrainingStopped, UserError
 
 DEMO_CPU_STEPS = 60  # about 5 minutes on a 2-core CPU at the recipe's batch and patch size
@@ -78,18 +78,22 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         elif f.type in ("bool", bool):
             decl = [f"{flag}/--no-{f.name.replace('_', '-')}"]
             func = click.option(*decl, f.name, default=None, help=help_text)(func)
+        elif f.metadata.get("choices"):
+            func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
+                                help=help_text)(func)
         elif f.name == "nce_layers":
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
                                 help=help_text)(func)
         else:
-            kind = click.IntRange(lo, hi) if f.type in ("int", int) else click.FloatRange(lo, hi)
+            kind = click.IntRange(lo, hi) if f.type in ("int", "int | None", int) else click.FloatRange(lo, hi)
             func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
     if resuming:
         func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
                             help="Must match the run's preset if given.")(func)
     else:
-        func = click.option("--preset", type=click.Choice(list(PRESETS)), default="sincut", show_default=True,
-                            help="Training recipe; every value below overrides it.")(func)
+        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                            help="Training recipe; every option below overrides it. [default: sincut for two "
+                                 "image files, cut for two folders; defaults shown below are sincut's]")(func)
     return func
 
 
@@ -156,10 +160,24 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     ], title="Done"))
 
 
-def _require_file(path: Path, role: str) -> None:
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; {role} must be one image file "
-                        "(folder-to-folder training is not available yet)")
+def _choose_preset(source: Path, target: Path, preset: str | None) -> str:
+    """Two image files mean the single-image recipe, two folders the dataset recipe (cut)."""
+    for path in (source, target):
+        if not path.exists():
+            raise UserError(f"{path}: no such file or folder; check the path")
+    if source.is_dir() != target.is_dir():
+        folder, other = (source, target) if source.is_dir() else (target, source)
+        raise UserError(f"{folder} is a folder but {other} is a file; pass two image files (single-image "
+                        "mode) or two folders (dataset mode)")
+    if preset is None:
+        return "cut" if source.is_dir() else "sincut"
+    if source.is_dir() and preset not in DATASET_PRESETS:
+        raise UserError(f"--preset {preset} trains on two image files, but {source} is a folder; "
+                        f"use --preset {' or '.join(DATASET_PRESETS)}")
+    if not source.is_dir() and preset in DATASET_PRESETS:
+        raise UserError(f"--preset {preset} trains on two folders of images, but {source} is a file; "
+                        "use --preset sincut")
+    return preset
 
 
 @main.command()
@@ -170,15 +188,16 @@ def _require_file(path: Path, role: str) -> None:
 @device_option
 @large_images_option
 @config_options
-def train(source: Path, target: Path, out: Path, device: str, preset: str, **overrides: Any) -> None:
+def train(source: Path, target: Path, out: Path, device: str, preset: str | None, **overrides: Any) -> None:
     """Train a model that repaints SOURCE (content kept) in the look of TARGET (style learned).
 
-    The defaults are the paper's single-image recipe (100,000 steps: hours on a GPU, days on a CPU;
-    try --steps 2000 for a first look). Images smaller than the patch size are upscaled, with a
-    warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
+    Two image files train the paper's single-image recipe (sincut: 100,000 steps, hours on a GPU,
+    days on a CPU; try --steps 2000 for a first look). Two folders of unpaired images train the
+    dataset recipe (cut, or --preset fastcut), recursively, in sorted order. Images smaller than the
+    patch size are upscaled, with a warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
+    Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
     """
-    _require_file(source, "SOURCE")
-    _require_file(target, "TARGET")
+    preset = _choose_preset(source, target, preset)
     config = _build_config(preset, overrides)
     _run_training(config, source, target, out, device)
 

@@ -20,15 +20,26 @@ def _opt(default: Any, help: str, resumable: bool = False, **limits: Any) -> Any
 @dataclass
 class TrainConfig:
     preset: str = _opt("sincut", "Recipe the other defaults come from.")
-    steps: int = _opt(100_000, "Total training steps (the paper: 100,000).", resumable=True, min=1)
+    steps: int | None = _opt(100_000, "Total training steps (sincut: 100,000; cut/fastcut: --epochs x the larger "
+                             "folder's image count).", resumable=True, min=1)
+    epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 200, fastcut: 200); ignored when --steps is given.",
+                              resumable=True, min=1)
     decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay to zero.", min=0.0, max=1.0)
-    batch_size: int = _opt(16, "Patches per step from each image.", min=1)
-    crop_size: int = _opt(64, "Patch size in pixels (a power of two; D's depth follows it).", min=8)
+    batch_size: int = _opt(16, "Patches (sincut) or images (cut/fastcut) per step and process.", min=1)
+    crop_size: int = _opt(64, "Patch or crop size in pixels (a power of two for sincut's D).", min=8)
+    load_size: int = _opt(286, "Dataset mode: images are resized to this square size, then randomly cropped.", min=8)
     zoom_min: float = _opt(1 / 3, "Smallest random zoom of a patch, relative to the native size.", min=0.01, max=1.0)
     zoom_max: float = _opt(1.0, "Largest random zoom of a patch.", min=0.01, max=4.0)
     flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.")
-    ngf: int = _opt(10, "Generator width (channel table scale).", min=1)
-    ndf: int = _opt(8, "Discriminator width (channel table scale).", min=1)
+    generator: str = _opt("stylegan2", "Generator architecture.", choices=("stylegan2", "resnet"))
+    discriminator: str = _opt("stylegan2", "Discriminator architecture.", choices=("stylegan2", "patchgan"))
+    ngf: int = _opt(10, "Generator width (sincut: channel table scale).", min=1)
+    ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
+    n_blocks: int = _opt(6, "Generator residual blocks (sincut: split between encoder and decoder).", min=2)
+    init_gain: float = _opt(0.02, "Xavier init gain of the ResNet/PatchGAN nets and of F.", min=0.0)
+    gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"))
+    flip_equivariance: bool = _opt(False, "FastCUT: flip G's input batch at random and flip the fake's "
+                                          "features back before PatchNCE.")
     lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0)
     beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0)
     beta2: float = _opt(0.99, "Adam beta2.", min=0.0, max=1.0)
@@ -57,16 +68,26 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise ValueError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+            if value is None:
+                continue
             if lo is not None and value < lo:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be >= {lo}, got {value}")
             if hi is not None and value > hi:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be <= {hi}, got {value}")
-        if self.crop_size & (self.crop_size - 1):
+        if self.discriminator == "stylegan2" and self.crop_size & (self.crop_size - 1):
             raise ValueError(f"--crop-size must be a power of two, got {self.crop_size}")
+        if self.steps is None and self.epochs is None:
+            raise ValueError("give --steps or --epochs")
+        if self.generator == "resnet" and self.crop_size > self.load_size:
+            raise ValueError(f"--crop-size ({self.crop_size}) must not exceed --load-size ({self.load_size})")
         if self.zoom_min > self.zoom_max:
             raise ValueError(f"--zoom-min ({self.zoom_min}) must not exceed --zoom-max ({self.zoom_max})")
-        if not self.nce_layers or min(self.nce_layers) < 0 or max(self.nce_layers) > 5:
-            raise ValueError(f"--nce-layers must be indices in 0..5, got {self.nce_layers}")
+        deepest = 1 + 1 + 1 + self.n_blocks // 2 if self.generator == "stylegan2" else 11 + self.n_blocks
+        if not self.nce_layers or min(self.nce_layers) < 0 or max(self.nce_layers) > deepest:
+            raise ValueError(f"--nce-layers must be encoder layer indices in 0..{deepest}, got {self.nce_layers}")
         if self.preset not in PRESETS:
             raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
 
@@ -100,9 +121,19 @@ class TrainConfig:
 
 
 # Presets override the dataclass defaults (which already are the `sincut` recipe).
+_DATASET = dict(
+    steps=None, epochs=200, batch_size=1, crop_size=256, load_size=286, generator="resnet",
+    discriminator="patchgan", ngf=64, ndf=64, n_blocks=9, gan_mode="lsgan", lr=0.0002, beta1=0.5, beta2=0.999,
+    lambda_gan=1.0, lambda_identity=0.0, nce_layers=(0, 4, 8, 12, 16), num_patches=256,
+    nce_negatives_from_minibatch=False, r1_gamma=0.0,
+)
 PRESETS: dict[str, dict[str, Any]] = {
-    "sincut": {},
+    "sincut": {},  # the paper's single-image recipe: the dataclass defaults
+    "cut": {**_DATASET, "lambda_nce": 1.0, "nce_identity": True, "decay_start": 0.5},  # 100 + 100 epochs
+    "fastcut": {**_DATASET, "lambda_nce": 10.0, "nce_identity": False, "flip_equivariance": True,
+                "decay_start": 0.75},  # 150 + 50 epochs
 }
+DATASET_PRESETS = ("cut", "fastcut")
 
 
 def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:

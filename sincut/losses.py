@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .nets import Discriminator, Generator, ProjectionHead
 
@@ -40,8 +40,11 @@ def patch_nce_loss(feat_q: Tensor, feat_k: Tensor, batch_size: int, temperature:
     return F.cross_entropy(logits, target, reduction="none")
 
 
-def gan_loss(prediction: Tensor, target_is_real: bool) -> Tensor:
-    """Non-saturating GAN loss: softplus(-D(x)) for reals, softplus(D(x)) for fakes, batch mean."""
+def gan_loss(prediction: Tensor, target_is_real: bool, mode: str = "nonsaturating") -> Tensor:
+    """Non-saturating: softplus(-D(x)) for reals, softplus(D(x)) for fakes. LSGAN: (D(x) - 1)^2 for
+    reals, D(x)^2 for fakes. Averaged over patches and batch."""
+    if mode == "lsgan":
+        return (prediction - (1.0 if target_is_real else 0.0)).pow(2).mean()
     sign = -1.0 if target_is_real else 1.0
     return F.softplus(sign * prediction).flatten(1).mean(dim=1).mean()
 
@@ -62,6 +65,7 @@ class Forward:
     identity: Tensor      # G(target): should stay the target
     source_feats: list[Tensor]  # encoder features of the real inputs, from the same G pass
     target_feats: list[Tensor]
+    flipped: bool = False  # flip-equivariance: G saw the inputs mirrored
 
 
 class Objective:
@@ -70,14 +74,25 @@ class Objective:
     Identical to the paper's math, with the work it does twice done once: the keys of PatchNCE are
     the encoder features of the real images that G's forward already computed (they receive no
     gradient), the queries of both NCE terms come from one encoder pass over [fake; identity], and
-    D sees fakes and reals in one batch (D has no layer that mixes samples).
+    D sees fakes and reals in one batch (D has no layer that mixes samples). With flip-equivariance
+    and a flipped batch, the keys need the unflipped images, so only then they get their own pass.
+
+    G, D and F may be DistributedDataParallel wrappers: the passes that carry gradients to be
+    synchronised go through the wrapper, the others (encoder-only passes, D while G trains, key
+    projections) through the bare module, whose parameters' gradients the wrapper still reduces.
     """
 
-    def __init__(self, G: Generator, D: Discriminator, F_head: ProjectionHead, *, nce_layers: tuple[int, ...],
+    def __init__(self, G: nn.Module, D: nn.Module, F_head: nn.Module, *, nce_layers: tuple[int, ...],
                  num_patches: int, nce_temperature: float, nce_negatives_from_minibatch: bool,
                  lambda_gan: float, lambda_nce: float, nce_identity: bool, lambda_identity: float,
-                 r1_gamma: float, generator: torch.Generator | None = None) -> None:
+                 r1_gamma: float, gan_mode: str = "nonsaturating", flip_equivariance: bool = False,
+                 generator: torch.Generator | None = None) -> None:
         self.G, self.D, self.F = G, D, F_head
+        self.G_net: Generator = getattr(G, "module", G)
+        self.D_net: Discriminator = getattr(D, "module", D)
+        self.F_net: ProjectionHead = getattr(F_head, "module", F_head)
+        self.gan_mode = gan_mode
+        self.flip_equivariance = flip_equivariance
         self.nce_layers = tuple(nce_layers)
         self.num_patches = num_patches
         self.temperature = nce_temperature
@@ -92,17 +107,20 @@ class Objective:
     def forward(self, source: Tensor, target: Tensor) -> Forward:
         needs_target = self.nce_identity or self.lambda_identity > 0
         real = torch.cat([source, target]) if needs_target else source
+        flipped = self.flip_equivariance and bool(torch.rand((), device=real.device, generator=self.rng) < 0.5)
+        if flipped:
+            real = real.flip(3)
         out, feats = self.G(real, self.nce_layers, generator=self.rng)
         n = source.shape[0]
-        return Forward(source, target, out[:n], out[n:], [f[:n] for f in feats], [f[n:] for f in feats])
+        return Forward(source, target, out[:n], out[n:], [f[:n] for f in feats], [f[n:] for f in feats], flipped)
 
     def discriminator_loss(self, fwd: Forward) -> tuple[Tensor, dict[str, Tensor]]:
         real = fwd.target.detach().requires_grad_(self.r1_gamma > 0)
         n = fwd.fake.shape[0]
         pred = self.D(torch.cat([fwd.fake.detach(), real]))
         pred_fake, pred_real = pred[:n], pred[n:]
-        loss_fake = gan_loss(pred_fake, False)
-        loss_real = gan_loss(pred_real, True)
+        loss_fake = gan_loss(pred_fake, False, self.gan_mode)
+        loss_real = gan_loss(pred_real, True, self.gan_mode)
         parts = {"D_fake": loss_fake, "D_real": loss_real}
         loss = (loss_fake + loss_real) * 0.5
         if self.r1_gamma > 0:
@@ -111,9 +129,9 @@ class Objective:
         return loss, parts
 
     def _nce(self, query_feats: list[Tensor], key_feats: list[Tensor]) -> Tensor:
-        ids = self.F.sample_locations(key_feats, self.num_patches, self.rng)
+        ids = self.F_net.sample_locations(key_feats, self.num_patches, self.rng)
         with torch.no_grad():  # keys are detached in the loss, so their projection needs no graph
-            keys = self.F([k.detach() for k in key_feats], ids)
+            keys = self.F_net([k.detach() for k in key_feats], ids)
         queries = self.F(query_feats, ids)
         batch = key_feats[0].shape[0]
         total = sum(
@@ -126,17 +144,24 @@ class Objective:
         parts: dict[str, Tensor] = {}
         loss = fwd.fake.new_zeros(())
         if self.lambda_gan > 0:
-            parts["G_GAN"] = gan_loss(self.D(fwd.fake), True) * self.lambda_gan
+            parts["G_GAN"] = gan_loss(self.D_net(fwd.fake), True, self.gan_mode) * self.lambda_gan
             loss = loss + parts["G_GAN"]
         if self.lambda_nce > 0:
             n = fwd.fake.shape[0]
+            generated = torch.cat([fwd.fake, fwd.identity]) if self.nce_identity else fwd.fake
+            queries = self.G_net.encode(generated, self.nce_layers)
+            keys_source, keys_target = fwd.source_feats, fwd.target_feats
+            if fwd.flipped:  # flip the queries back; the keys come from the unflipped real images
+                queries = [q.flip(3) for q in queries]
+                with torch.no_grad():
+                    real = torch.cat([fwd.source, fwd.target]) if self.nce_identity else fwd.source
+                    keys = self.G_net.encode(real, self.nce_layers)
+                keys_source, keys_target = [k[:n] for k in keys], [k[n:] for k in keys]
+            parts["NCE"] = self._nce([q[:n] for q in queries], keys_source)
             if self.nce_identity:
-                q = self.G.encode(torch.cat([fwd.fake, fwd.identity]), self.nce_layers)
-                parts["NCE"] = self._nce([f[:n] for f in q], fwd.source_feats)
-                parts["NCE_Y"] = self._nce([f[n:] for f in q], fwd.target_feats)
+                parts["NCE_Y"] = self._nce([q[n:] for q in queries], keys_target)
                 loss = loss + (parts["NCE"] + parts["NCE_Y"]) * 0.5
             else:
-                parts["NCE"] = self._nce(self.G.encode(fwd.fake, self.nce_layers), fwd.source_feats)
                 loss = loss + parts["NCE"]
         if self.lambda_identity > 0:
             parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * self.lambda_identity

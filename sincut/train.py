@@ -5,6 +5,7 @@ source/target image -> PatchSampler (Kornia, on the device) -> G, D, F -> Object
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,13 +18,15 @@ import numpy as np
 import torch
 
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
-from .config import TrainConfig
+from .config import DATASET_PRESETS, TrainConfig
+from .data.folders import FolderPairs
 from .data.images import atomic_write, load_image, save_image, side_by_side
-from .data.patches import PatchSampler
+from .data.patches import SingleImagePair
+from .distributed import World, init_from_env, shutdown, unwrap, wrap
 from .errors import TrainingFailed, TrainingStopped, UserError
 from .interrupt import StopRequest
 from .losses import Forward, Objective
-from .nets import Discriminator, Generator, ProjectionHead
+from .nets import ProjectionHead, build_discriminator, build_generator
 from .progress import SilentProgress, TrainingProgress
 from .translate import translate_tensor
 
@@ -107,49 +110,46 @@ def write_preview(path: Path, source: torch.Tensor, translated: torch.Tensor, ta
 
 @dataclass
 class Trainer:
-    """Everything one training run holds: the data samplers, the three networks, the objective, the
-    optimisers and the random generator that drives sampling, noise and NCE locations."""
+    """Everything one training run holds: the data source, the three networks (DDP-wrapped when
+    several processes train), the objective, the optimisers and the random generator that drives
+    sampling, noise and NCE locations."""
 
     config: TrainConfig
-    source: torch.Tensor
-    target: torch.Tensor
-    source_patches: PatchSampler
-    target_patches: PatchSampler
-    G: Generator
-    D: Discriminator
-    F: ProjectionHead
+    data: SingleImagePair | FolderPairs
+    G: torch.nn.Module
+    D: torch.nn.Module
+    F: torch.nn.Module
     objective: Objective
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     rng: torch.Generator
+    world: World
 
     @classmethod
-    def build(cls, config: TrainConfig, source: torch.Tensor, target: torch.Tensor, device: torch.device) -> "Trainer":
-        # Data: both images live on the device; patches are cut there every step.
-        source, target = source.to(device), target.to(device)
-        zoom = (config.zoom_min, config.zoom_max)
-        source_patches = PatchSampler(source, config.crop_size, zoom, config.flip)
-        target_patches = PatchSampler(target, config.crop_size, zoom, config.flip)
-        # Networks, built on the CPU from the seed so every device starts from the same weights.
+    def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
+              world: World = World()) -> "Trainer":
+        # Networks, built on the CPU from the seed so every device and process starts from the same weights.
         torch.manual_seed(config.seed)
-        G = Generator(ngf=config.ngf, crop_size=config.crop_size)
-        D = Discriminator(ndf=config.ndf, crop_size=config.crop_size)
-        F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim)
+        G = build_generator(config)
+        D = build_discriminator(config)
+        F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim,
+                                init_gain=config.init_gain)
         # channels_last: oneDNN and cuDNN run these convolutions markedly faster in NHWC.
-        G = G.to(device, memory_format=torch.channels_last)
-        D = D.to(device, memory_format=torch.channels_last)
-        F_head = F_head.to(device)
-        rng = torch.Generator(device=device).manual_seed(config.seed)
+        G = wrap(G.to(device, memory_format=torch.channels_last), world, device)
+        D = wrap(D.to(device, memory_format=torch.channels_last), world, device)
+        F_head = wrap(F_head.to(device), world, device)
+        rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
         objective = Objective(
             G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
             nce_temperature=config.nce_temperature, nce_negatives_from_minibatch=config.nce_negatives_from_minibatch,
             lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
-            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, generator=rng,
+            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, gan_mode=config.gan_mode,
+            flip_equivariance=config.flip_equivariance, generator=rng,
         )
         betas = (config.beta1, config.beta2)
         opt_G = torch.optim.Adam([*G.parameters(), *F_head.parameters()], lr=config.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
-        return cls(config, source, target, source_patches, target_patches, G, D, F_head, objective, opt_G, opt_D, rng)
+        return cls(config, data, G, D, F_head, objective, opt_G, opt_D, rng, world)
 
     def set_lr(self, step: int) -> None:
         lr = self.config.lr * lr_factor(step, self.config.steps, self.config.decay_start)
@@ -157,10 +157,10 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        n, nhwc = self.config.batch_size, torch.channels_last
-        src = self.source_patches.sample(n, self.rng).contiguous(memory_format=nhwc)
-        return src, self.target_patches.sample(n, self.rng).contiguous(memory_format=nhwc)
+    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        src, tgt = self.data.sample(step, self.rng)
+        nhwc = torch.channels_last
+        return src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc)
 
     def discriminator_step(self, fwd: Forward) -> dict[str, torch.Tensor]:
         self.D.requires_grad_(True)
@@ -181,47 +181,69 @@ class Trainer:
     def step(self, step: int) -> dict[str, torch.Tensor]:
         """One training step as in the paper: G forward once, update D, then update G and F."""
         self.set_lr(step)
-        src, tgt = self.sample()
+        src, tgt = self.sample(step)
         fwd = self.objective.forward(src, tgt)
         return {**self.discriminator_step(fwd), **self.generator_step(fwd)}
 
     def state(self) -> dict:
         """Everything needed to continue bit for bit: weights, optimiser moments, every RNG state."""
         return {
-            "config": asdict(self.config), "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "F": self.F.state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "config": asdict(self.config), "G": unwrap(self.G).state_dict(), "D": unwrap(self.D).state_dict(),
+            "F": unwrap(self.F).state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "lr": self.opt_G.param_groups[0]["lr"], "rng": capture_rng(self.rng),
         }
 
     def load_state(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.F.load_state_dict(state["F"])
+        unwrap(self.G).load_state_dict(state["G"])
+        unwrap(self.D).load_state_dict(state["D"])
+        unwrap(self.F).load_state_dict(state["F"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         restore_rng(state["rng"], self.rng)
 
-    def translate_source(self) -> torch.Tensor:
-        self.G.eval()
-        out = translate_tensor(self.G, self.source, seed=self.config.seed)
-        self.G.train()
+    def translate(self, image: torch.Tensor) -> torch.Tensor:
+        G = unwrap(self.G)
+        G.eval()
+        out = translate_tensor(G, image, seed=self.config.seed)
+        G.train()
         return out
+
+
+def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.PathLike, device: torch.device,
+              world: World = World(), progress: TrainingProgress | None = None) -> SingleImagePair | FolderPairs:
+    """Two image files: the single-image patch sampler. Two folders: the unpaired folder stream."""
+    progress = progress or SilentProgress()
+    if config.preset in DATASET_PRESETS or Path(source).is_dir():
+        return FolderPairs(source, target, load_size=config.load_size, crop_size=config.crop_size,
+                           batch_size=config.batch_size, flip=config.flip, seed=config.seed, device=device,
+                           rank=world.rank, world_size=world.size, on_bad_file=progress.note)
+    images = {source: load_image(source), target: load_image(target)}
+    _warn_if_smaller_than_crop(progress, config, images)
+    src, tgt = (im.to(device) for im in images.values())
+    return SingleImagePair(src, tgt, crop_size=config.crop_size, zoom=(config.zoom_min, config.zoom_max),
+                           flip=config.flip, batch_size=config.batch_size)
 
 
 def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
           out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
-    """Train a SinCUT model that repaints SOURCE in TARGET's look; write everything into `out`."""
-    config.validate()
-    source = load_image(source_path)
-    target = load_image(target_path)
-    run = prepare_run_dir(out)
-    inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
-    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
-    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-    progress = progress or SilentProgress()
-    _warn_if_smaller_than_crop(progress, config, {source_path: source, target_path: target})
-    trainer = Trainer.build(config, source, target, device)
-    return _fit(trainer, run, 0, progress)
+    """Train a model that repaints SOURCE in TARGET's look (two images), or domain A in domain B's
+    (two folders); write everything into `out`."""
+    world, device = init_from_env(device)
+    progress = progress if (progress and world.is_main) else SilentProgress()
+    try:
+        config.validate()
+        data = make_data(config, source_path, target_path, device, world, progress)
+        if config.steps is None:  # dataset mode: --epochs x steps per epoch, fixed for the whole run
+            config = dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
+        run = prepare_run_dir(out) if world.is_main else Path(out)
+        if world.is_main:
+            inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
+            atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+            atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        trainer = Trainer.build(config, data, device, world)
+        return _fit(trainer, run, 0, progress)
+    finally:
+        shutdown(world)
 
 
 def _warn_if_smaller_than_crop(progress: TrainingProgress, config: TrainConfig, images: dict) -> None:
@@ -244,30 +266,37 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
     if not (run / "config.json").is_file() or not (run / "run.json").is_file():
         raise UserError(f"{run}: not a sincut run directory (no config.json/run.json); "
                         "start one with `sincut train SOURCE TARGET --out RUN`")
-    remove_partial_files(run)
-    found = list_checkpoints(run)
-    state = load_checkpoint(found[-1]) if found else None
-    saved = TrainConfig.from_dict(state["config"] if state else _read_json(run / "config.json"))
+    world, device = init_from_env(device)
+    progress = progress if (progress and world.is_main) else SilentProgress()
     try:
-        config = saved.with_resume_overrides(overrides or {})
-    except ValueError as e:
-        raise UserError(f"{run}: {e}") from None
-    start = int(state["step"]) if state else 0
-    if start >= config.steps:
-        raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
-                        f"pass --steps N with N > {start} to train longer")
-    inputs = _read_json(run / "run.json")
-    source, target = load_image(inputs["source"]), load_image(inputs["target"])
-    trainer = Trainer.build(config, source, target, device)
-    if state is not None:
+        if world.is_main:
+            remove_partial_files(run)
+        found = list_checkpoints(run)
+        state = load_checkpoint(found[-1]) if found else None
+        saved = TrainConfig.from_dict(state["config"] if state else _read_json(run / "config.json"))
         try:
-            trainer.load_state(state)
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
-                            f"({str(e).splitlines()[0][:160]})") from None
-    _truncate_log(run / "log.jsonl", start)
-    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-    return _fit(trainer, run, start, progress or SilentProgress())
+            config = saved.with_resume_overrides(overrides or {})
+        except ValueError as e:
+            raise UserError(f"{run}: {e}") from None
+        start = int(state["step"]) if state else 0
+        if start >= config.steps:
+            raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
+                            f"pass --steps N with N > {start} to train longer")
+        inputs = _read_json(run / "run.json")
+        data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
+        trainer = Trainer.build(config, data, device, world)
+        if state is not None:
+            try:
+                trainer.load_state(state)
+            except (RuntimeError, KeyError, ValueError) as e:
+                raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                                f"({str(e).splitlines()[0][:160]})") from None
+        if world.is_main:
+            _truncate_log(run / "log.jsonl", start)
+            atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        return _fit(trainer, run, start, progress)
+    finally:
+        shutdown(world)
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
@@ -290,19 +319,24 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]
 def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) -> TrainResult:
     """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop."""
     config = trainer.config
+    main = trainer.world.is_main
     t_start = time.perf_counter()
     what = f"resuming at step {start}" if start else "training"
-    progress.note(f"sincut {what}: preset {config.preset}, {config.steps:,} steps, batch {config.batch_size} x "
-                  f"{config.crop_size} px, on {trainer.source.device.type}; run directory {run}")
+    processes = f" x {trainer.world.size} processes" if trainer.world.active else ""
+    device = next(unwrap(trainer.G).parameters()).device
+    progress.note(f"sincut {what}: preset {config.preset}, {config.steps:,} steps, batch {config.batch_size}{processes}"
+                  f" x {config.crop_size} px, on {device.type}; run directory {run}")
+    source, target = (im.to(device) for im in trainer.data.preview_images())
 
     def preview(step: int) -> Path:
-        translated = trainer.translate_source()
-        write_preview(run / "previews" / f"step_{step:07d}.png", trainer.source, translated, trainer.target)
-        return write_preview(run / "preview.png", trainer.source, translated, trainer.target)
+        translated = trainer.translate(source)
+        write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
+        return write_preview(run / "preview.png", source, translated, target)
 
     losses: dict[str, float] = {}
     progress.start(config.steps, start)
-    with open(run / "log.jsonl", "a", encoding="utf-8") as log_file, StopRequest() as stop:
+    log_path = run / "log.jsonl" if main else Path(os.devnull)
+    with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
         try:
             for step in range(start, config.steps):
                 t0 = time.perf_counter()
@@ -319,16 +353,20 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
                     log_file.flush()
                 progress.step(step, losses if logging else None)
                 if checkpointing and done < config.steps:
-                    path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints)
+                    path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints) if main else run
                     if stop.requested:
                         raise TrainingStopped(f"Stopped at step {done} of {config.steps}; checkpoint saved to "
                                               f"{path}. Continue with: sincut resume {run}", stop.exit_code)
-                if done % config.preview_every == 0 and done < config.steps:
+                if main and done % config.preview_every == 0 and done < config.steps:
                     preview(done)
         finally:
             progress.finish()
 
+    if not main:
+        return TrainResult(run, run, run, run, config.steps - start, time.perf_counter() - t_start, losses)
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
     preview_path = preview(config.steps)
-    result = save_image(trainer.translate_source(), run / "result.png")
+    result = save_image(trainer.translate(source), run / "result.png")
+    if getattr(trainer.data, "bad_files", None):
+        progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
     return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)

@@ -13,7 +13,7 @@ from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, load_image, save_image
 from .errors import UserError
-from .nets import Generator
+from .nets import Generator, build_generator
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -36,8 +36,12 @@ def load_generator(model: str | os.PathLike, device: torch.device) -> tuple[Gene
     path = resolve_checkpoint(model)
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
-    G = Generator(ngf=config.ngf, crop_size=config.crop_size)
-    G.load_state_dict(state["G"])
+    G = build_generator(config)
+    try:
+        G.load_state_dict(state["G"])
+    except RuntimeError as e:
+        raise UserError(f"{path}: its generator weights do not match its {config.preset} config "
+                        f"({str(e).splitlines()[0][:160]})") from None
     G = G.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     return G, config, int(state["step"])
 

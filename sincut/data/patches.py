@@ -95,3 +95,20 @@ class PatchSampler:
             flipped = torch.rand(batch_size, generator=generator, device=dev) < 0.5
             out = torch.where(flipped.view(-1, 1, 1, 1), hflip(out), out)
         return out
+
+
+class SingleImagePair:
+    """The single-image data source: a patch sampler on each of SOURCE and TARGET."""
+
+    def __init__(self, source: Tensor, target: Tensor, *, crop_size: int, zoom: tuple[float, float],
+                 flip: bool, batch_size: int) -> None:
+        self.source, self.target = source, target
+        self.source_patches = PatchSampler(source, crop_size, zoom, flip)
+        self.target_patches = PatchSampler(target, crop_size, zoom, flip)
+        self.batch_size = batch_size
+
+    def sample(self, step: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        return (self.source_patches.sample(self.batch_size, rng), self.target_patches.sample(self.batch_size, rng))
+
+    def preview_images(self) -> tuple[Tensor, Tensor]:
+        return self.source, self.target
