@@ -67,6 +67,9 @@ def config_options(func: Callable) -> Callable:
         if f.type in ("bool", bool):
             decl = [f"{flag}/--no-{f.name.replace('_', '-')}"]
             func = click.option(*decl, f.name, default=None, help=help_text)(func)
+        elif "choices" in f.metadata:
+            func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
+                                help=help_text)(func)
         elif f.name == "nce_layers":
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
                                 help=help_text)(func)

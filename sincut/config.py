@@ -47,6 +47,14 @@ class TrainConfig:
     preview_every: int = _opt(1000, "Steps between preview images (source | translation | target).", min=1)
     checkpoint_every: int = _opt(1000, "Steps between checkpoints (one is also written at the end).", min=1)
     keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep.", min=1)
+    # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
+    eval_every: int = _opt(0, "Steps between quality measurements of the full-resolution translation "
+                              "(metrics.jsonl, best.pt); 0 = at every preview.", min=0)
+    select_by: str = _opt("style", "What picks checkpoints/best.pt: style (lowest style distance among "
+                                   "evaluations with SSIM >= --select-min-ssim), ssim or edges (highest).",
+                          choices=("style", "ssim", "edges"))
+    select_min_ssim: float = _opt(0.5, "Content SSIM an evaluation needs to be chosen by --select-by style.",
+                                  min=0.0, max=1.0)
 
     def validate(self) -> None:
         """Raise ValueError naming the option when a value is out of range or inconsistent."""
@@ -57,6 +65,9 @@ class TrainConfig:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be >= {lo}, got {value}")
             if hi is not None and value > hi:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be <= {hi}, got {value}")
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ValueError(f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
         if self.crop_size & (self.crop_size - 1):
             raise ValueError(f"--crop-size must be a power of two, got {self.crop_size}")
         if self.zoom_min > self.zoom_max:
