@@ -20,8 +20,10 @@ from .data.images import atomic_write, load_image, save_image, side_by_side
 from .data.patches import PatchSampler
 from .errors import UserError
 from .losses import Forward, Objective
+from .monitor import RunMonitor
 from .nets import Discriminator, Generator, ProjectionHead
 from .progress import SilentProgress, TrainingProgress
+from .report import save_inputs, write_report
 from .translate import translate_tensor
 
 PREVIEW_HEIGHT = 384
@@ -173,11 +175,12 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
     t_start = time.perf_counter()
     trainer = Trainer.build(config, source, target, device)
+    save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
+    monitor = RunMonitor(run, config, source, target, progress, t_start)  # metrics.jsonl, best.pt
 
-    def preview(step: int) -> Path:
-        translated = trainer.translate_source()
+    def preview(step: int, translated: torch.Tensor) -> Path:
         write_preview(run / "previews" / f"step_{step:07d}.png", trainer.source, translated, trainer.target)
-        return write_preview(run / "preview.png", trainer.source, translated, trainer.target)
+        return write_preview(run / "latest.png", trainer.source, translated, trainer.target)
 
     losses: dict[str, float] = {}
     progress.start(config.steps, 0)
@@ -201,12 +204,20 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
                 progress.step(step, losses if logging else None)
                 if done % config.checkpoint_every == 0 and done < config.steps:
                     save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints)
-                if done % config.preview_every == 0 and done < config.steps:
-                    preview(done)
+                previewing = done % config.preview_every == 0
+                if (previewing or monitor.due(done)) and done < config.steps:
+                    translated = trainer.translate_source()  # one translation serves preview and metrics
+                    if previewing:
+                        preview(done, translated)
+                    if monitor.due(done):
+                        monitor.evaluate(done, translated, trainer.state)
         finally:
             progress.finish()
 
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
-    preview_path = preview(config.steps)
-    result = save_image(trainer.translate_source(), run / "result.png")
+    translated = trainer.translate_source()
+    preview_path = preview(config.steps, translated)
+    monitor.evaluate(config.steps, translated, trainer.state)
+    result = save_image(translated, run / "result.png")
+    write_report(run)
     return TrainResult(run, ckpt, result, preview_path, config.steps, time.perf_counter() - t_start, losses)
