@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -72,9 +72,8 @@ class Quality:
         object.__setattr__(self, "style_distance", sum(self.style_levels) / len(self.style_levels))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {"style_distance": d["style_distance"], "style_levels": list(d["style_levels"]),
-                "ssim": d["ssim"], "edge_correlation": d["edge_correlation"], "pairs": d["pairs"]}
+        return {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
+                "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
 
 
 def to_unit_range(image: Tensor) -> Tensor:
@@ -313,9 +312,8 @@ def evaluate_files(pairs: Sequence[tuple[Path, Path]], targets: Sequence[Path]) 
 
     if not pairs or not targets:
         raise ValueError("evaluate_files needs at least one pair and one target")
-    for src in [*(s for _, s in pairs), *targets]:
-        _check_size(src)
-    levels = pyramid_levels(min(_check_size(p) for p in [*(o for o, _ in pairs), *targets]))
+    sides = {p: _check_size(p) for p in {*(p for pair in pairs for p in pair), *targets}}
+    levels = pyramid_levels(min(sides[p] for p in [*(o for o, _ in pairs), *targets]))
     out_pool: list[list[Tensor]] = [[] for _ in range(levels)]
     tgt_pool: list[list[Tensor]] = [[] for _ in range(levels)]
     scores = []

@@ -112,7 +112,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
 
 
 def _tick_label(v: float) -> str:
-    return f"{v:.6g}" if abs(v) < 1e5 else f"{v:.2g}"
+    if v == int(v) and abs(v) < 1e12:
+        return f"{int(v):,}"
+    return f"{v:.6g}"
 
 
 @dataclass
@@ -132,7 +134,7 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, siz
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     f_title, f_text = _font(15 * k), _font(12 * k)
-    left, right, top, bottom = 70 * k, 16 * k, 34 * k, 48 * k
+    left, right, top, bottom = 70 * k, 30 * k, 34 * k, 48 * k
     x0, y0, x1, y1 = left, top, w - right, h - bottom
     d.text((w // 2, 8 * k), title, fill="black", font=f_title, anchor="mt")
     points = [(x, y) for s in series for x, y in zip(s.xs, s.ys) if math.isfinite(y)]
@@ -180,13 +182,15 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, siz
         pts = [px(x, y) for x, y in zip(s.xs, s.ys) if math.isfinite(y)]
         if len(pts) > 1:
             d.line(pts, fill=color, width=2 * k, joint="curve")
-        if s.dots or len(pts) == 1:
+        if (s.dots and len(pts) <= 40) or len(pts) == 1:
             for x, y in pts:
                 d.ellipse([x - 3 * k, y - 3 * k, x + 3 * k, y + 3 * k], fill=color)
     if mark is not None:
         mx, my = px(mark[0], mark[1])
         d.ellipse([mx - 7 * k, my - 7 * k, mx + 7 * k, my + 7 * k], outline="black", width=2 * k)
-        d.text((mx, my - 10 * k), mark[2], fill="black", font=f_text, anchor="md")
+        right = mx < x1 - 60 * k
+        d.text((mx + 10 * k if right else mx - 10 * k, my - 8 * k), mark[2], fill="black", font=f_text,
+               anchor="ld" if right else "rd")
     # Legend: top-right inside the plot, on white.
     rows = [(s.name, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
     lw = max(d.textlength(n, font=f_text) for n, _ in rows) + 34 * k
@@ -274,7 +278,7 @@ def metric_plot(files: RunFiles) -> Image.Image:
     return side_by_side_images([style, content], gap=0)
 
 
-def history_tiles(files: RunFiles, height: int) -> list[Image.Image]:
+def history_tiles(files: RunFiles, height: int) -> list[tuple[int, Image.Image]]:
     """The translation panel of up to HISTORY_TILES previews, evenly spread, each with its step."""
     previews = files.previews
     if len(previews) > HISTORY_TILES:
@@ -289,7 +293,7 @@ def history_tiles(files: RunFiles, height: int) -> list[Image.Image]:
             tile_w = max(1, round(source.width * sheet.height / source.height))
             if 2 * tile_w <= sheet.width:
                 sheet = sheet.crop((tile_w, 0, 2 * tile_w, sheet.height))
-        tiles.append(_captioned(sheet, f"step {step:,}", height))
+        tiles.append((step, _captioned(sheet, f"step {step:,}", height)))
     return tiles
 
 
@@ -383,12 +387,17 @@ def summary_image(files: RunFiles, losses: Image.Image, metrics: Image.Image) ->
     ImageDraw.Draw(head).text((12, 20), _headline(files), fill="black", font=_font(18), anchor="lm")
     blocks.append(head)
     shown = _result_images(files)
-    if shown:
-        row = side_by_side_images([_captioned(img, cap, 300) for cap, _, img in shown], gap=12)
-        blocks.append(_fit_width(row, width))
-    tiles = history_tiles(files, 120)
+    if shown:  # as tall as fits the width (at most 300 px), so captions keep their size
+        aspect = sum(max(img.width / img.height, 60 / 300) for _, _, img in shown)
+        height = int(min(300, (width - 12 * (len(shown) - 1)) / aspect))
+        blocks.append(side_by_side_images([_captioned(img, cap, height) for cap, _, img in shown], gap=12))
+    tiles = [t for _, t in history_tiles(files, 120)]
     if tiles:
-        blocks.append(_fit_width(side_by_side_images(tiles, gap=6), width))
+        strip = side_by_side_images(tiles, gap=6)
+        if strip.width > width:  # smaller tiles rather than smaller captions
+            height = int(120 * (width - 6 * len(tiles)) / (strip.width - 6 * len(tiles)))
+            strip = side_by_side_images([t for _, t in history_tiles(files, height)], gap=6)
+        blocks.append(strip)
     blocks += [metrics, losses]
     sheet = Image.new("RGB", (width, sum(b.height for b in blocks) + 10 * len(blocks)), "white")
     y = 0
@@ -396,12 +405,6 @@ def summary_image(files: RunFiles, losses: Image.Image, metrics: Image.Image) ->
         sheet.paste(b, ((width - b.width) // 2, y))
         y += b.height + 10
     return sheet
-
-
-def _fit_width(img: Image.Image, width: int) -> Image.Image:
-    if img.width <= width:
-        return img
-    return img.resize((width, max(1, round(img.height * width / img.width))), Image.LANCZOS)
 
 
 def _data_uri(img: Image.Image, fmt: str = "PNG") -> str:
@@ -449,7 +452,8 @@ def report_html(files: RunFiles, losses: Image.Image, metrics: Image.Image) -> s
     tiles = history_tiles(files, 160)
     if tiles:
         parts.append("<h2>Preview history</h2><div class='strip'>")
-        parts += [f"<figure><img alt='preview' src='{_data_uri(t, 'JPEG')}'></figure>" for t in tiles]
+        parts += [f"<figure><img alt='translation at step {step}' src='{_data_uri(t, 'JPEG')}'></figure>"
+                  for step, t in tiles]
         parts.append("</div>")
     parts.append("<h2>Curves</h2>")
     parts.append(f"<p><img alt='quality curves' src='{_data_uri(metrics)}'></p>")

@@ -28,8 +28,10 @@ def pair() -> tuple[torch.Tensor, torch.Tensor]:
     src = Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((128, 72), Image.LANCZOS)
     tgt = Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").convert("RGB")
     tgt = tgt.resize((112, 88), Image.LANCZOS)
-    to_t = lambda im: torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]  # noqa: E731
-    return to_t(src), to_t(tgt)
+    def to_tensor(im: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+    return to_tensor(src), to_tensor(tgt)
 
 
 def colour_transfer(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

@@ -211,3 +211,37 @@ def test_eval_errors_are_one_line(pair_files, tmp_path: Path):
     assert "nope.png" in one_error_line(run("eval", tmp_path / "nope.png", "--style", tgt, "--content", src))
     assert "two image files or two folders" in one_error_line(
         run("eval", src, "--style", tgt, "--content", tmp_path / "src"))
+
+
+def test_report_of_a_long_run_in_progress(tmp_path: Path):
+    """Written from files alone, mid-run (no result.png yet): 8 evenly spread previews, the latest sheet."""
+    from sincut.report import nice_ticks, write_report
+
+    run_dir = tmp_path / "long"
+    (run_dir / "previews").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"preset": "sincut", "steps": 200000, "select_by": "style",
+                                                     "select_min_ssim": 0.5}))
+    rng = np.random.default_rng(0)
+    (run_dir / "log.jsonl").write_text("".join(
+        json.dumps({"step": s, "lr": 0.002, "seconds_per_step": 0.1, "D_real": float(rng.random()),
+                    "NCE": 3.0 - s / 1e5}) + "\n" for s in range(10, 100001, 10)) + '{"step": 100010, "D_r')
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "style_distance": 1 - s / 2e5, "style_levels": [1 - s / 2e5], "ssim": 0.6,
+                    "edge_correlation": 0.5, "best": True, "eval_seconds": 1.0, "elapsed_seconds": s / 10}) + "\n"
+        for s in range(1000, 100001, 1000)))
+    sheet = Image.fromarray(rng.integers(0, 255, (64, 3 * 96, 3), dtype=np.uint8))
+    for s in range(1000, 100001, 1000):
+        sheet.save(run_dir / "previews" / f"step_{s:07d}.png")
+    sheet.save(run_dir / "latest.png")
+    Image.new("RGB", (96, 64), "gray").save(run_dir / "source.png")
+    html_path, png_path = write_report(run_dir)
+    page = html_path.read_text(encoding="utf-8")
+    # 100 previews, 8 shown at indices round(i * 99 / 7): 0, 14, 28, 42, 57, 71, 85, 99.
+    shown = [int(s) for s in re.findall(r"translation at step (\d+)", page)]
+    assert shown == [1000, 15000, 29000, 43000, 58000, 72000, 86000, 100000]
+    assert "latest.png" in page and "10,000 of 200,000" not in page and "100,000 of 200,000" in page
+    assert "(median of 10000 logged steps)" in page  # the torn last line is skipped
+    assert Image.open(png_path).width >= 1000
+    assert nice_ticks(0, 100000, integer=True) == [0, 20000, 40000, 60000, 80000, 100000]
+    assert nice_ticks(1, 3, integer=True) == [1, 2, 3]
+    assert nice_ticks(0.37, 0.52) == [0.4, 0.45, 0.5]
