@@ -3,6 +3,7 @@
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts saved with `torch.save`
 and loaded with `torch.load(weights_only=True)`, so a crafted file cannot run code on load.
 Files are named `checkpoints/step_0001000.pt` inside a run directory; the newest is the latest.
+`checkpoints/best.pt` (when training found one) holds the step with the best quality figures.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import TrainingFailed, UserError
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+BEST_FILE = "best.pt"  # never matches _STEP_FILE, so it is neither pruned nor taken for the latest
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -62,13 +64,24 @@ def remove_partial_files(run_dir: str | os.PathLike) -> int:
     return removed
 
 
-def resolve_checkpoint(model: str | os.PathLike) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory."""
+def save_best_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], quality: dict) -> Path:
+    """Write (atomically, replacing the previous one) `best.pt` with the figures that made it best."""
+    payload = {"format": FORMAT_VERSION, "sincut_version": __version__, "step": step, **state, "quality": quality}
+    return atomic_write(checkpoint_dir(run_dir) / BEST_FILE, lambda f: torch.save(payload, f))
+
+
+def resolve_checkpoint(model: str | os.PathLike, which: str = "auto") -> Path:
+    """A checkpoint file, or a run directory's `best.pt` (auto, when it exists; best) or latest one."""
     p = Path(model)
     if not p.exists():
         raise UserError(f"{p}: no such run directory or checkpoint; pass the --out folder of `sincut train`")
     if p.is_file():
         return p
+    best = checkpoint_dir(p) / BEST_FILE
+    if which in ("auto", "best") and best.is_file():
+        return best
+    if which == "best":
+        raise UserError(f"{p}: this run has no {best} (no evaluation qualified); use --checkpoint latest")
     found = list_checkpoints(p)
     if not found:
         raise UserError(f"{p}: this folder holds no checkpoints (expected {checkpoint_dir(p)}/step_*.pt); "

@@ -119,6 +119,7 @@ def main() -> None:
       sincut demo                                      # train and translate the bundled samples
       sincut train PHOTO.jpg PAINTING.jpg --out runs/x # SOURCE keeps its content, TARGET gives the look
       sincut translate runs/x PHOTO.jpg --out out/     # full-resolution result
+      sincut report runs/x                             # runs/x/report.html and report.png
     """
 
 
@@ -153,7 +154,10 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     console.print(summary_table([
         ("translated source", str(result.result_image)),
         ("preview", str(result.preview_image)),
+        ("report", str(out / "report.html")),
         ("checkpoint", str(result.checkpoint)),
+        ("best checkpoint", str(best) if (best := out / "checkpoints" / "best.pt").is_file()
+         else "none yet (no evaluation met --select-min-ssim); translate uses the latest"),
         ("steps this session", f"{result.steps:,}"),
         ("time", f"{int(minutes)} min {seconds:.0f} s"),
         ("translate more", f"sincut translate {out} IMAGE... --out DIR"),
@@ -225,9 +229,12 @@ def resume(run: Path, device: str, preset: str | None, **overrides: Any) -> None
 @click.option("--suffix", default="", help="Appended to each output file name before .png.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
+@click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,
+              help="Which checkpoint of a run directory: auto = best.pt when the run has one, else the latest.")
 @device_option
 @large_images_option
-def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, seed: int, device: str) -> None:
+def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, seed: int, checkpoint: str,
+              device: str) -> None:
     """Translate INPUTS (image files or folders) with MODEL (a run directory or checkpoint file).
 
     Each output has the input's size and name, saved as PNG in --out (folders keep their tree).
@@ -236,9 +243,62 @@ def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, see
 
     dev = pick_device(device)
     t0 = time.perf_counter()
-    outputs = translate_files(model, list(inputs), out, dev, seed=seed, suffix=suffix,
+    outputs = translate_files(model, list(inputs), out, dev, seed=seed, suffix=suffix, checkpoint=checkpoint,
                               on_image=lambda src, dst: click.echo(f"{src} -> {dst}", err=True))
     click.echo(f"Translated {len(outputs)} image(s) into {out} in {time.perf_counter() - t0:.1f} s.", err=True)
+
+
+@main.command(name="eval")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--style", "target", type=click.Path(path_type=Path), required=True,
+              help="TARGET: the image (or folder of images) whose look OUTPUT should have.")
+@click.option("--content", "source", type=click.Path(path_type=Path), required=True,
+              help="SOURCE: the image OUTPUT was translated from (a folder when OUTPUT is one; same names).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
+def evaluate(output: Path, target: Path, source: Path, as_json: bool) -> None:
+    """Measure a translation: style distance to TARGET, content kept from SOURCE.
+
+    OUTPUT and --content are image files, or folders whose images share names (as `sincut translate`
+    writes them); --style is a file or a folder. Folders: style compares all outputs with all targets,
+    content figures are averaged over the pairs.
+    """
+    import json
+
+    from .metrics import FID_KID_NOTE, evaluate_files, match_pairs
+    from .translate import expand_inputs
+
+    pairs = match_pairs(output, source)
+    if not target.exists():
+        raise UserError(f"{target}: no such file or folder; check the --style path")
+    targets = [f for f, _ in expand_inputs([target])]
+    quality = evaluate_files(pairs, targets)
+    folders = output.is_dir()
+    if as_json:
+        figures = quality.to_dict()
+        if folders:
+            figures.update(fid=None, kid=None)
+        click.echo(json.dumps(figures, indent=2))
+    else:
+        from rich.console import Console
+
+        from .progress import quality_table
+
+        Console().print(quality_table(quality, f"{output}  (style: {target}, content: {source})"))
+    if folders:
+        click.echo(FID_KID_NOTE, err=True)
+
+
+@main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+def report(run: Path) -> None:
+    """Write RUN/report.html and RUN/report.png: images, preview history, curves, config and timing.
+
+    Training writes them at its end; this rebuilds them (also while a run is still training).
+    """
+    from .report import write_report
+
+    html_path, png_path = write_report(run)
+    click.echo(f"Wrote {html_path} and {png_path}.", err=True)
 
 
 def _samples_dir() -> Path:

@@ -62,6 +62,14 @@ class TrainConfig:
     checkpoint_every: int = _opt(1000, "Steps between checkpoints (one is also written at the end, and on Ctrl-C).",
                                  resumable=True, min=1)
     keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1)
+    # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
+    eval_every: int = _opt(0, "Steps between quality measurements of the full-resolution translation "
+                              "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0)
+    select_by: str = _opt("style", "What picks checkpoints/best.pt: style (lowest style distance among "
+                                   "evaluations with SSIM >= --select-min-ssim), ssim or edges (highest).",
+                          choices=("style", "ssim", "edges"), resumable=True)
+    select_min_ssim: float = _opt(0.5, "Content SSIM an evaluation needs to be chosen by --select-by style.",
+                                  resumable=True, min=0.0, max=1.0)
 
     def validate(self) -> None:
         """Raise ValueError naming the option when a value is out of range or inconsistent."""

@@ -17,6 +17,7 @@ class TrainingProgress(Protocol):
     def step(self, step: int, losses: dict[str, float] | None) -> None: ...
     def note(self, message: str) -> None: ...
     def finish(self) -> None: ...
+    def metrics(self, step: int, values: dict[str, float]) -> None: ...  # the latest quality figures
 
 
 class SilentProgress:
@@ -26,6 +27,7 @@ class SilentProgress:
     def step(self, step: int, losses: dict[str, float] | None) -> None: ...
     def note(self, message: str) -> None: ...
     def finish(self) -> None: ...
+    def metrics(self, step: int, values: dict[str, float]) -> None: ...
 
 
 def format_losses(losses: dict[str, float]) -> str:
@@ -40,7 +42,8 @@ class RichProgress:
         self.bar = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"), console=self.console, transient=False,
+            TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[quality]}"),
+            console=self.console, transient=False,
         )
         self.task = None
         self._t0 = 0.0
@@ -54,7 +57,8 @@ class RichProgress:
         self.live = self.console.is_terminal
         if self.live:
             self.bar.start()
-        self.task = self.bar.add_task("train", total=total_steps, completed=first_step, rate="", losses="")
+        self.task = self.bar.add_task("train", total=total_steps, completed=first_step, rate="", losses="",
+                                      quality="")
 
     def step(self, step: int, losses: dict[str, float] | None) -> None:
         done = step + 1
@@ -74,6 +78,12 @@ class RichProgress:
     def note(self, message: str) -> None:
         self.console.print(message, soft_wrap=True, highlight=False, markup=False)  # paths stay whole
 
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        text = f"@{step}: " + format_losses(values)
+        if not self.live:
+            self.console.print(f"eval step {step}  {format_losses(values)}", highlight=False, soft_wrap=True)
+        self.bar.update(self.task, quality=text)
+
     def finish(self) -> None:
         if self.live:
             self.bar.stop()
@@ -85,4 +95,22 @@ def summary_table(rows: list[tuple[str, str]], title: str) -> Table:
     table.add_column()
     for key, value in rows:
         table.add_row(key, value)
+    return table
+
+
+def quality_table(quality, title: str) -> Table:
+    """`sincut eval`'s figures (a metrics.Quality): style distance per level and mean, then content."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("better")
+    last = len(quality.style_levels) - 1
+    for i, v in enumerate(quality.style_levels):
+        scale = "low-pass" if i == last else (f"1/{2 ** i} size" if i else "full size")
+        table.add_row(f"style distance, level {i} ({scale})", f"{v:.4f}", "lower")
+    table.add_row("[bold]style distance (mean)", f"[bold]{quality.style_distance:.4f}", "lower")
+    table.add_row("[bold]SSIM (luminance)", f"[bold]{quality.ssim:.4f}", "higher (1 = same)")
+    table.add_row("[bold]edge correlation", f"[bold]{quality.edge_correlation:.4f}", "higher (1 = same)")
+    if quality.pairs > 1:
+        table.add_row("image pairs", str(quality.pairs), "")
     return table

@@ -26,8 +26,10 @@ from .distributed import World, init_from_env, shutdown, unwrap, wrap
 from .errors import TrainingFailed, TrainingStopped, UserError
 from .interrupt import StopRequest
 from .losses import Forward, Objective
+from .monitor import RunMonitor
 from .nets import ProjectionHead, build_discriminator, build_generator
 from .progress import SilentProgress, TrainingProgress
+from .report import save_inputs, write_report
 from .translate import translate_tensor
 
 PREVIEW_HEIGHT = 384
@@ -327,11 +329,14 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
     progress.note(f"sincut {what}: preset {config.preset}, {config.steps:,} steps, batch {config.batch_size}{processes}"
                   f" x {config.crop_size} px, on {device.type}; run directory {run}")
     source, target = (im.to(device) for im in trainer.data.preview_images())
+    if main:
+        save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
+        monitor = RunMonitor(run, config, source, target, progress, t_start)  # metrics.jsonl, best.pt
+        monitor.resume_from(start)
 
-    def preview(step: int) -> Path:
-        translated = trainer.translate(source)
+    def preview(step: int, translated: torch.Tensor) -> Path:
         write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
-        return write_preview(run / "preview.png", source, translated, target)
+        return write_preview(run / "latest.png", source, translated, target)
 
     losses: dict[str, float] = {}
     progress.start(config.steps, start)
@@ -357,16 +362,24 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
                     if stop.requested:
                         raise TrainingStopped(f"Stopped at step {done} of {config.steps}; checkpoint saved to "
                                               f"{path}. Continue with: sincut resume {run}", stop.exit_code)
-                if main and done % config.preview_every == 0 and done < config.steps:
-                    preview(done)
+                previewing = done % config.preview_every == 0
+                if main and (previewing or monitor.due(done)) and done < config.steps:
+                    translated = trainer.translate(source)  # one translation serves preview and metrics
+                    if previewing:
+                        preview(done, translated)
+                    if monitor.due(done):
+                        monitor.evaluate(done, translated, trainer.state)
         finally:
             progress.finish()
 
     if not main:
         return TrainResult(run, run, run, run, config.steps - start, time.perf_counter() - t_start, losses)
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
-    preview_path = preview(config.steps)
-    result = save_image(trainer.translate(source), run / "result.png")
+    translated = trainer.translate(source)
+    preview_path = preview(config.steps, translated)
+    monitor.evaluate(config.steps, translated, trainer.state)
+    result = save_image(translated, run / "result.png")
+    write_report(run)
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
     return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)

@@ -31,9 +31,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def load_generator(model: str | os.PathLike, device: torch.device) -> tuple[Generator, TrainConfig, int]:
-    """The generator of a run directory's latest checkpoint (or of a checkpoint file), in eval mode."""
-    path = resolve_checkpoint(model)
+def load_generator(model: str | os.PathLike, device: torch.device,
+                   checkpoint: str = "auto") -> tuple[Generator, TrainConfig, int]:
+    """The generator of a checkpoint file, or of a run directory's best.pt (when it has one and
+    `checkpoint` is auto or best) or latest checkpoint; in eval mode."""
+    path = resolve_checkpoint(model, checkpoint)
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
     G = build_generator(config)
@@ -80,9 +82,10 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
 
 
 def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
-                    device: torch.device, seed: int = 0, suffix: str = "", on_image=None) -> list[Path]:
+                    device: torch.device, seed: int = 0, suffix: str = "", on_image=None,
+                    checkpoint: str = "auto") -> list[Path]:
     """Translate every input image into `out_dir` (PNG, same name, same size); returns the outputs."""
-    G, _, _ = load_generator(model, device)
+    G, _, _ = load_generator(model, device, checkpoint)
     outputs = []
     for src, rel in expand_inputs(inputs):
         image = load_image(src).to(device)

@@ -44,7 +44,7 @@ def test_train_writes_a_complete_run(trained_run: Path, tiny_pair):
     assert state["step"] == 3 and set(state) >= {"G", "D", "F", "opt_G", "opt_D", "config", "rng"}
     result = Image.open(trained_run / "result.png")
     assert result.size == Image.open(tiny_pair[0]).size
-    assert (trained_run / "preview.png").is_file()
+    assert (trained_run / "latest.png").read_bytes() == (trained_run / "previews" / "step_0000003.png").read_bytes()
     assert (trained_run / "previews" / "step_0000002.png").is_file()
     assert not list(trained_run.rglob("*.tmp"))
 
@@ -62,7 +62,8 @@ def test_translate_keeps_odd_sizes(trained_run: Path, tmp_path: Path):
 def test_translate_is_repeatable_and_matches_the_run_result(trained_run: Path, tiny_pair, tmp_path: Path):
     src, _ = tiny_pair
     for name in ("a", "b"):
-        assert run("translate", trained_run, src, "--out", tmp_path / name, "--device", "cpu").exit_code == 0
+        assert run("translate", trained_run, src, "--out", tmp_path / name, "--device", "cpu",
+                   "--checkpoint", "latest").exit_code == 0
     a = Image.open(tmp_path / "a" / "photo.png").tobytes()
     assert a == Image.open(tmp_path / "b" / "photo.png").tobytes()
     assert a == Image.open(trained_run / "result.png").tobytes()
@@ -86,7 +87,7 @@ def test_training_changes_the_generator(trained_run: Path):
     assert any(not torch.equal(first[k], last[k]) for k in first)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["demo"], ["eval"], ["report"]])
 def test_help(command: list[str]):
     result = run(*command, "--help")
     assert result.exit_code == 0

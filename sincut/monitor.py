@@ -1,0 +1,73 @@
+"""A training run's quality over time: at each evaluation step, measure the full-resolution
+translation, append it to `metrics.jsonl`, and keep the best step as `checkpoints/best.pt` and
+`best.png`. The loop hands over the translation it already made for the preview (never a second one).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from torch import Tensor
+
+from .checkpoint import save_best_checkpoint
+from .config import TrainConfig
+from .data.images import atomic_write, save_image
+from .metrics import Quality, StyleReference, selection_key
+from .progress import TrainingProgress
+from .report import read_jsonl
+
+METRICS_FILE = "metrics.jsonl"
+BEST_IMAGE = "best.png"
+
+
+class RunMonitor:
+    """Evaluates at `--eval-every` steps (0: at every preview) and at the last step."""
+
+    def __init__(self, run: Path, config: TrainConfig, source: Tensor, target: Tensor,
+                 progress: TrainingProgress, started: float) -> None:
+        self.run, self.config, self.progress, self.started = run, config, progress, started
+        self.source = source.detach().cpu()
+        self.reference = StyleReference(target, tuple(source.shape[-2:]))  # TARGET's patches, sampled once
+        self.best_key: float | None = None
+        self.best_step: int | None = None
+
+    def resume_from(self, step: int) -> None:
+        """On resume: drop evaluations past the checkpoint (the dead process made them) and remember
+        the best one so far, so best.pt is only replaced by a better evaluation."""
+        path = self.run / METRICS_FILE
+        if not path.exists():
+            return
+        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+        atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+        for record in kept:
+            key = selection_key(record, self.config.select_by, self.config.select_min_ssim)
+            if key is not None and (self.best_key is None or key < self.best_key):
+                self.best_key, self.best_step = key, record["step"]
+
+    def due(self, step: int) -> bool:
+        interval = self.config.eval_every or self.config.preview_every
+        return step % interval == 0 or step == self.config.steps
+
+    def evaluate(self, step: int, translated: Tensor, state: Callable[[], dict]) -> Quality:
+        """Measure `translated` (G's output for the whole source at this step); save it if best."""
+        t0 = time.perf_counter()
+        quality = self.reference.evaluate(translated, self.source)
+        figures = {k: v for k, v in quality.to_dict().items() if k != "pairs"}
+        key = selection_key(figures, self.config.select_by, self.config.select_min_ssim)
+        best = key is not None and (self.best_key is None or key < self.best_key)
+        if best:
+            save_best_checkpoint(self.run, step, state(), figures)
+            save_image(translated, self.run / BEST_IMAGE)
+            self.best_key, self.best_step = key, step
+        now = time.perf_counter()
+        record = {"step": step, **figures, "best": best, "eval_seconds": round(now - t0, 3),
+                  "elapsed_seconds": round(now - self.started, 2)}
+        with open(self.run / METRICS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.progress.metrics(step, {"style": quality.style_distance, "ssim": quality.ssim,
+                                     "edges": quality.edge_correlation})
+        return quality
+

@@ -1,0 +1,477 @@
+"""The run report: `report.html` (one self-contained file: images embedded as base64, no network)
+and `report.png` (the same story in one picture), built only from the files of a run directory:
+
+config.json, log.jsonl (losses), metrics.jsonl (quality), source.png / target.png (the inputs),
+result.png, best.png, latest.png and previews/step_*.png. Plots are drawn with Pillow (plots/*.png).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from .data.images import atomic_write, save_image
+from .errors import UserError
+
+REPORT_HTML, REPORT_PNG = "report.html", "report.png"
+SOURCE_IMAGE, TARGET_IMAGE = "source.png", "target.png"
+HISTORY_TILES = 8       # previews shown in the history strip, spread over the run
+THUMB_HEIGHT = 320      # px of the embedded source / translation / target images
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+_STEP_PREVIEW = re.compile(r"^step_(\d+)\.png$")
+
+
+def save_inputs(run: Path, source: Tensor, target: Tensor) -> None:
+    """Keep the training pair inside the run folder, so its report and `sincut eval` need nothing else."""
+    save_image(source, run / SOURCE_IMAGE)
+    save_image(target, run / TARGET_IMAGE)
+
+
+# ---------------------------------------------------------------- reading a run
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Complete JSON lines of a log; a torn last line (the run is still writing) is skipped."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+@dataclass
+class RunFiles:
+    run: Path
+    config: dict
+    log: list[dict]
+    metrics: list[dict]
+    previews: list[tuple[int, Path]] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, run: str | os.PathLike) -> "RunFiles":
+        run = Path(run)
+        if not (run / "config.json").is_file():
+            raise UserError(f"{run}: not a sincut run directory (no config.json); pass the --out folder of "
+                            "`sincut train`")
+        try:
+            config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{run / 'config.json'}: not valid JSON ({e}); the run directory is damaged") from None
+        folder = run / "previews"
+        found = folder.iterdir() if folder.is_dir() else []
+        previews = sorted((int(m.group(1)), p) for p in found if (m := _STEP_PREVIEW.match(p.name)))
+        return cls(run, config, read_jsonl(run / "log.jsonl"), read_jsonl(run / "metrics.jsonl"), previews)
+
+    def image(self, name: str) -> Image.Image | None:
+        path = self.run / name
+        if not path.is_file():
+            return None
+        with Image.open(path) as img:
+            return img.convert("RGB")
+
+    @property
+    def best(self) -> dict | None:
+        flagged = [m for m in self.metrics if m.get("best")]
+        return flagged[-1] if flagged else None
+
+
+# ---------------------------------------------------------------- drawing
+
+def _font(size: int) -> ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) inside [lo, hi]; whole numbers only
+    when `integer` (training steps)."""
+    span = hi - lo
+    raw = max(span / max(count, 1), 1.0) if integer else span / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    steps = (1, 2, 5, 10) if integer and magnitude < 10 else (1, 2, 2.5, 5, 10)
+    step = next(m * magnitude for m in steps if m * magnitude >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    t = first
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 12))
+        t += step
+    return ticks
+
+
+def _tick_label(v: float) -> str:
+    if v == int(v) and abs(v) < 1e12:
+        return f"{int(v):,}"
+    return f"{v:.6g}"
+
+
+@dataclass
+class Series:
+    name: str
+    xs: list[float]
+    ys: list[float]
+    dots: bool = False
+
+
+def line_chart(title: str, series: list[Series], x_label: str, y_label: str, size: tuple[int, int] = (600, 340),
+               hline: tuple[float, str] | None = None, mark: tuple[float, float, str] | None = None) -> Image.Image:
+    """A line chart with axes, ticks, grid, axis labels and a legend; drawn at 2x, then downsampled
+    so lines are smooth. `hline` is a dashed reference line, `mark` a labelled point."""
+    k = 2
+    w, h = size[0] * k, size[1] * k
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    f_title, f_text = _font(15 * k), _font(12 * k)
+    left, right, top, bottom = 70 * k, 30 * k, 34 * k, 48 * k
+    x0, y0, x1, y1 = left, top, w - right, h - bottom
+    d.text((w // 2, 8 * k), title, fill="black", font=f_title, anchor="mt")
+    points = [(x, y) for s in series for x, y in zip(s.xs, s.ys) if math.isfinite(y)]
+    if not points:
+        d.text(((x0 + x1) // 2, (y0 + y1) // 2), "no data yet", fill="gray", font=f_text, anchor="mm")
+        return img.resize(size, Image.LANCZOS)
+    ys_all = [p[1] for p in points] + ([hline[0]] if hline else [])
+    xlo, xhi = min(p[0] for p in points), max(p[0] for p in points)
+    ylo, yhi = min(ys_all), max(ys_all)
+    if xhi == xlo:
+        xlo, xhi = xlo - 1, xhi + 1
+    if yhi == ylo:
+        pad = abs(ylo) * 0.1 or 1.0
+        ylo, yhi = ylo - pad, yhi + pad
+    pad = (yhi - ylo) * 0.06
+    ylo, yhi = ylo - pad, yhi + pad
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return x0 + (x - xlo) / (xhi - xlo) * (x1 - x0), y1 - (y - ylo) / (yhi - ylo) * (y1 - y0)
+
+    for t in nice_ticks(ylo, yhi):
+        _, yy = px(xlo, t)
+        d.line([(x0, yy), (x1, yy)], fill="#e6e6e6", width=k)
+        d.text((x0 - 6 * k, yy), _tick_label(t), fill="black", font=f_text, anchor="rm")
+    for t in nice_ticks(xlo, xhi, integer=True):
+        xx, _ = px(t, ylo)
+        d.line([(xx, y0), (xx, y1)], fill="#e6e6e6", width=k)
+        d.line([(xx, y1), (xx, y1 + 5 * k)], fill="black", width=k)
+        d.text((xx, y1 + 7 * k), _tick_label(t), fill="black", font=f_text, anchor="mt")
+    d.rectangle([x0, y0, x1, y1], outline="black", width=k)
+    d.text(((x0 + x1) // 2, h - 6 * k), x_label, fill="black", font=f_text, anchor="md")
+    label = Image.new("RGBA", (int(d.textlength(y_label, font=f_text)) + 4, 16 * k), (255, 255, 255, 0))
+    ImageDraw.Draw(label).text((2, 0), y_label, fill="black", font=f_text)
+    label = label.rotate(90, expand=True)
+    img.paste(label, (4 * k, (y0 + y1 - label.height) // 2), label)
+
+    if hline is not None:
+        _, yy = px(xlo, hline[0])
+        dash = 8 * k
+        for xs in range(int(x0), int(x1), 2 * dash):
+            d.line([(xs, yy), (min(xs + dash, x1), yy)], fill="#555555", width=k)
+        d.text((x0 + 6 * k, yy + 3 * k), hline[1], fill="#555555", font=f_text, anchor="lt")
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        pts = [px(x, y) for x, y in zip(s.xs, s.ys) if math.isfinite(y)]
+        if len(pts) > 1:
+            d.line(pts, fill=color, width=2 * k, joint="curve")
+        if (s.dots and len(pts) <= 40) or len(pts) == 1:
+            for x, y in pts:
+                d.ellipse([x - 3 * k, y - 3 * k, x + 3 * k, y + 3 * k], fill=color)
+    if mark is not None:
+        mx, my = px(mark[0], mark[1])
+        d.ellipse([mx - 7 * k, my - 7 * k, mx + 7 * k, my + 7 * k], outline="black", width=2 * k)
+        right = mx < x1 - 60 * k
+        d.text((mx + 10 * k if right else mx - 10 * k, my - 8 * k), mark[2], fill="black", font=f_text,
+               anchor="ld" if right else "rd")
+    # Legend: top-right inside the plot, on white.
+    rows = [(s.name, PALETTE[i % len(PALETTE)]) for i, s in enumerate(series)]
+    lw = max(d.textlength(n, font=f_text) for n, _ in rows) + 34 * k
+    lx, ly = x1 - lw - 6 * k, y0 + 6 * k
+    d.rectangle([lx, ly, x1 - 6 * k, ly + len(rows) * 16 * k + 6 * k], fill="white", outline="#999999", width=k)
+    for j, (name, color) in enumerate(rows):
+        yy = ly + 11 * k + j * 16 * k
+        d.line([(lx + 6 * k, yy), (lx + 24 * k, yy)], fill=color, width=3 * k)
+        d.text((lx + 30 * k, yy), name, fill="black", font=f_text, anchor="lm")
+    return img.resize(size, Image.LANCZOS)
+
+
+def side_by_side_images(images: list[Image.Image], gap: int = 8) -> Image.Image:
+    """Images placed left to right on white, aligned at the top."""
+    width = sum(i.width for i in images) + gap * (len(images) - 1)
+    sheet = Image.new("RGB", (width, max(i.height for i in images)), "white")
+    x = 0
+    for i in images:
+        sheet.paste(i, (x, 0))
+        x += i.width + gap
+    return sheet
+
+
+def _fit_height(img: Image.Image, height: int) -> Image.Image:
+    return img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS)
+
+
+def _captioned(img: Image.Image, caption: str, height: int) -> Image.Image:
+    """The image at `height` px with a caption line under it."""
+    tile = _fit_height(img, height)
+    out = Image.new("RGB", (max(tile.width, 60), height + 22), "white")
+    out.paste(tile, (0, 0))
+    ImageDraw.Draw(out).text((out.width // 2, height + 4), caption, fill="black", font=_font(13), anchor="mt")
+    return out
+
+
+# ---------------------------------------------------------------- the parts of the report
+
+def _smooth(ys: list[float]) -> tuple[list[float], int]:
+    """Trailing mean over about 1/25 of the points, so the trend shows through the noise."""
+    window = max(1, len(ys) // 25)
+    out, total = [], 0.0
+    for i, y in enumerate(ys):
+        total += y
+        if i >= window:
+            total -= ys[i - window]
+        out.append(total / min(i + 1, window))
+    return out, window
+
+
+def loss_plot(log: list[dict]) -> Image.Image:
+    """D's and G's losses against the step, side by side."""
+    skip = {"step", "lr", "seconds_per_step"}
+    keys = [k for k in (log[0] if log else {}) if k not in skip]
+    steps = [r["step"] for r in log]
+    charts = []
+    for title, group in (("Discriminator losses", [k for k in keys if k.startswith("D_")]),
+                         ("Generator losses", [k for k in keys if not k.startswith("D_")])):
+        series, window = [], 1
+        for key in group:
+            ys, window = _smooth([float(r.get(key, math.nan)) for r in log])
+            series.append(Series(key, steps, ys))
+        note = f" (mean of {window} logged steps)" if window > 1 else ""
+        charts.append(line_chart(title + note, series, "step", "loss"))
+    return side_by_side_images(charts, gap=0)
+
+
+def metric_plot(files: RunFiles) -> Image.Image:
+    """Style distance, and the content figures with the SSIM floor of the best-checkpoint rule."""
+    m = files.metrics
+    steps = [r["step"] for r in m]
+    best = files.best
+    cfg = files.config
+    style_mark = (best["step"], best["style_distance"], "best") if best else None
+    style = line_chart("Style distance to TARGET (lower: closer in look)",
+                       [Series("style distance (mean)", steps, [r["style_distance"] for r in m], dots=True)],
+                       "step", "sliced Wasserstein distance", mark=style_mark)
+    floor = None
+    if cfg.get("select_by", "style") == "style":
+        floor = (float(cfg.get("select_min_ssim", 0.5)), "best-checkpoint SSIM floor")
+    content = line_chart("Content kept from SOURCE (higher: more kept)",
+                         [Series("SSIM (luminance)", steps, [r["ssim"] for r in m], dots=True),
+                          Series("edge correlation", steps, [r["edge_correlation"] for r in m], dots=True)],
+                         "step", "similarity", hline=floor)
+    return side_by_side_images([style, content], gap=0)
+
+
+def history_tiles(files: RunFiles, height: int) -> list[tuple[int, Image.Image]]:
+    """The translation panel of up to HISTORY_TILES previews, evenly spread, each with its step."""
+    previews = files.previews
+    if len(previews) > HISTORY_TILES:
+        picks = sorted({round(i * (len(previews) - 1) / (HISTORY_TILES - 1)) for i in range(HISTORY_TILES)})
+        previews = [previews[i] for i in picks]
+    source = files.image(SOURCE_IMAGE) or files.image("result.png")
+    tiles = []
+    for step, path in previews:
+        with Image.open(path) as sheet:
+            sheet = sheet.convert("RGB")
+        if source is not None:  # a preview is source | translation | target at one height
+            tile_w = max(1, round(source.width * sheet.height / source.height))
+            if 2 * tile_w <= sheet.width:
+                sheet = sheet.crop((tile_w, 0, 2 * tile_w, sheet.height))
+        tiles.append((step, _captioned(sheet, f"step {step:,}", height)))
+    return tiles
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {s:02d} s"
+
+
+def timing_rows(files: RunFiles) -> list[tuple[str, str]]:
+    cfg, log, m = files.config, files.log, files.metrics
+    done = max([r["step"] for r in log] + [r["step"] for r in m] + [0])
+    rows = [("steps", f"{done:,} of {cfg.get('steps', '?'):,}" if isinstance(cfg.get("steps"), int) else str(done))]
+    if m:
+        rows.append(("wall time to the last evaluation", _duration(m[-1]["elapsed_seconds"])))
+        rows.append(("time per evaluation", f"{sum(r['eval_seconds'] for r in m) / len(m):.2f} s "
+                                              f"(mean of {len(m)})"))
+    per_step = sorted(r["seconds_per_step"] for r in log if "seconds_per_step" in r)
+    if per_step:
+        rows.append(("seconds per training step", f"{per_step[len(per_step) // 2]:.3f} (median of "
+                                                  f"{len(per_step)} logged steps)"))
+    return rows
+
+
+def quality_rows(files: RunFiles) -> list[tuple[str, str, str]]:
+    """(figure, at the last evaluation, at the best one)."""
+    if not files.metrics:
+        return []
+    last, best = files.metrics[-1], files.best
+
+    def col(r: dict | None, key: str, level: int | None = None) -> str:
+        if r is None:
+            return "-"
+        v = r[key][level] if level is not None else r[key]
+        return f"{v:.4f}"
+
+    rows = [("step", str(last["step"]), str(best["step"]) if best else "none qualified")]
+    for i in range(len(last["style_levels"])):
+        name = "low-pass" if i == len(last["style_levels"]) - 1 else f"1/{2 ** i}" if i else "full size"
+        rows.append((f"style distance, level {i} ({name})", col(last, "style_levels", i), col(best, "style_levels", i)))
+    rows += [("style distance (mean)", col(last, "style_distance"), col(best, "style_distance")),
+             ("SSIM (luminance)", col(last, "ssim"), col(best, "ssim")),
+             ("edge correlation", col(last, "edge_correlation"), col(best, "edge_correlation"))]
+    return rows
+
+
+def selection_text(config: dict) -> str:
+    by = config.get("select_by", "style")
+    if by == "style":
+        return (f"best = lowest style distance among evaluations with SSIM >= {config.get('select_min_ssim', 0.5)}")
+    return f"best = highest {'SSIM' if by == 'ssim' else 'edge correlation'}"
+
+
+def _result_images(files: RunFiles) -> list[tuple[str, str, Image.Image]]:
+    """(caption, file name, image) for source, final translation (or the latest preview), best, target."""
+    shown = []
+    for caption, name in (("source", SOURCE_IMAGE), ("translation (final)", "result.png")):
+        img = files.image(name)
+        if img is not None:
+            shown.append((caption, name, img))
+    if files.image("result.png") is None and files.image("latest.png") is not None:
+        shown = [("latest preview: source | translation | target", "latest.png", files.image("latest.png"))]
+        return shown
+    best = files.best
+    if best is not None and files.image("best.png") is not None and best["step"] != files.metrics[-1]["step"]:
+        shown.append((f"translation (best, step {best['step']:,})", "best.png", files.image("best.png")))
+    target = files.image(TARGET_IMAGE)
+    if target is not None:
+        shown.append(("target", TARGET_IMAGE, target))
+    return shown
+
+
+def _headline(files: RunFiles) -> str:
+    cfg = files.config
+    parts = [f"sincut run: {files.run.resolve().name}", f"preset {cfg.get('preset', '?')}"]
+    if files.metrics:
+        last, best = files.metrics[-1], files.best
+        parts.append(f"step {last['step']:,}: style {last['style_distance']:.3f}, SSIM {last['ssim']:.3f}, "
+                     f"edges {last['edge_correlation']:.3f}")
+        parts.append(f"best: step {best['step']:,}" if best else "best: none qualified")
+    return "  |  ".join(parts)
+
+
+# ---------------------------------------------------------------- writing
+
+def summary_image(files: RunFiles, losses: Image.Image, metrics: Image.Image) -> Image.Image:
+    """report.png: headline, the images, the preview history, the metric and loss curves."""
+    width = max(losses.width, metrics.width)
+    blocks: list[Image.Image] = []
+    head = Image.new("RGB", (width, 40), "white")
+    ImageDraw.Draw(head).text((12, 20), _headline(files), fill="black", font=_font(18), anchor="lm")
+    blocks.append(head)
+    shown = _result_images(files)
+    if shown:  # as tall as fits the width (at most 300 px), so captions keep their size
+        aspect = sum(max(img.width / img.height, 60 / 300) for _, _, img in shown)
+        height = int(min(300, (width - 12 * (len(shown) - 1)) / aspect))
+        blocks.append(side_by_side_images([_captioned(img, cap, height) for cap, _, img in shown], gap=12))
+    tiles = [t for _, t in history_tiles(files, 120)]
+    if tiles:
+        strip = side_by_side_images(tiles, gap=6)
+        if strip.width > width:  # smaller tiles rather than smaller captions
+            height = int(120 * (width - 6 * len(tiles)) / (strip.width - 6 * len(tiles)))
+            strip = side_by_side_images([t for _, t in history_tiles(files, height)], gap=6)
+        blocks.append(strip)
+    blocks += [metrics, losses]
+    sheet = Image.new("RGB", (width, sum(b.height for b in blocks) + 10 * len(blocks)), "white")
+    y = 0
+    for b in blocks:
+        sheet.paste(b, ((width - b.width) // 2, y))
+        y += b.height + 10
+    return sheet
+
+
+def _data_uri(img: Image.Image, fmt: str = "PNG") -> str:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": 88} if fmt == "JPEG" else {}))
+    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _table(rows: list[tuple], header: tuple | None = None) -> str:
+    e = html.escape
+    head = "<tr>" + "".join(f"<th>{e(str(c))}</th>" for c in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+_CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1280px;
+padding:0 16px;color:#222}h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+figure{display:inline-block;margin:0 12px 12px 0;vertical-align:top}figcaption{text-align:center;
+font-size:.9em;color:#444}img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse}
+td,th{border:1px solid #ddd;padding:3px 10px;text-align:left}.strip{white-space:nowrap;overflow-x:auto}
+.strip figure{margin-right:6px}.note{color:#555}"""
+
+
+def report_html(files: RunFiles, losses: Image.Image, metrics: Image.Image) -> str:
+    e = html.escape
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(_headline(files))}</title>"
+             f"<style>{_CSS}</style></head><body>", f"<h1>{e(_headline(files))}</h1>"]
+    parts.append("<h2>Result</h2><div>")
+    for caption, name, img in _result_images(files):
+        parts.append(f"<figure><a href='{e(name)}'><img alt='{e(caption)}' "
+                     f"src='{_data_uri(_fit_height(img, THUMB_HEIGHT), 'JPEG')}'></a>"
+                     f"<figcaption>{e(caption)}</figcaption></figure>")
+    parts.append("</div><p class='note'>Click an image for the full-resolution file in the run folder.</p>")
+    parts.append("<h2>Quality</h2>")
+    q = quality_rows(files)
+    if q:
+        parts.append(_table(q[1:], header=("", f"last evaluation (step {q[0][1]})", f"best (step {q[0][2]})")))
+        parts.append(f"<p class='note'>{e(selection_text(files.config))}; checkpoints/best.pt holds it. "
+                     "Style distance: sliced Wasserstein distance of 7x7 patches per Laplacian level (lower "
+                     "is closer to TARGET). SSIM and edge correlation: against SOURCE's luminance "
+                     "(1 = identical).</p>")
+    else:
+        parts.append("<p class='note'>No evaluation yet.</p>")
+    tiles = history_tiles(files, 160)
+    if tiles:
+        parts.append("<h2>Preview history</h2><div class='strip'>")
+        parts += [f"<figure><img alt='translation at step {step}' src='{_data_uri(t, 'JPEG')}'></figure>"
+                  for step, t in tiles]
+        parts.append("</div>")
+    parts.append("<h2>Curves</h2>")
+    parts.append(f"<p><img alt='quality curves' src='{_data_uri(metrics)}'></p>")
+    parts.append(f"<p><img alt='loss curves' src='{_data_uri(losses)}'></p>")
+    parts.append("<h2>Timing</h2>" + _table(timing_rows(files)))
+    config_rows = [(k, ",".join(map(str, v)) if isinstance(v, list) else v) for k, v in files.config.items()]
+    parts.append("<h2>Configuration</h2>" + _table(config_rows, header=("option", "value")))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run: str | os.PathLike) -> tuple[Path, Path]:
+    """Write report.html, report.png and plots/{losses,metrics}.png into the run directory."""
+    files = RunFiles.read(run)
+    losses, metrics = loss_plot(files.log), metric_plot(files)
+    save_image(losses, files.run / "plots" / "losses.png")
+    save_image(metrics, files.run / "plots" / "metrics.png")
+    png = save_image(summary_image(files, losses, metrics), files.run / REPORT_PNG)
+    page = report_html(files, losses, metrics).encode("utf-8")
+    html_path = atomic_write(files.run / REPORT_HTML, lambda f: f.write(page))
+    return html_path, png
