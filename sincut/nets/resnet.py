@@ -90,7 +90,8 @@ class ResnetGenerator(nn.Module):
 
     def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
         with torch.no_grad():
-            probe = torch.zeros(1, 3, 16, 16, device=next(self.parameters()).device)
+            w = next(self.parameters())
+            probe = torch.zeros(1, 3, 16, 16, device=w.device, dtype=w.dtype)
             return [f.shape[1] for f in self.encode(probe, layers)]
 
     def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:

@@ -61,7 +61,8 @@ class Generator(nn.Module):
     def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
         """Channel count of each requested encoder layer, found by a tiny dry run."""
         with torch.no_grad():
-            probe = torch.zeros(1, 3, 2 * self.stride, 2 * self.stride, device=next(self.parameters()).device)
+            w = next(self.parameters())
+            probe = torch.zeros(1, 3, 2 * self.stride, 2 * self.stride, device=w.device, dtype=w.dtype)
             return [f.shape[1] for f in self.encode(probe, layers)]
 
     def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:
