@@ -54,6 +54,11 @@ class TrainConfig:
                                                      "not only the same image.")
     projection_dim: int = _opt(256, "Width of the PatchNCE projection head F.", min=1)
     r1_gamma: float = _opt(1.0, "R1 penalty weight gamma (0 turns it off).", min=0.0)
+    r1_every: int = _opt(1, "Fast path: lazy R1 every K steps, scaled by K (StyleGAN2); 1 = every step "
+                            "as in the paper.", min=1)
+    precision: str = _opt("fp32", "Fast path: bf16 or fp16 autocast (fp16 with loss scaling, GPU only); "
+                                  "R1 stays in float32.", choices=("fp32", "bf16", "fp16"))
+    compile: bool = _opt(False, "Fast path: torch.compile G, D and F (slow first steps; best on GPUs).")
     seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0)
     log_every: int = _opt(10, "Steps between loss log lines (and progress updates of the losses).",
                           resumable=True, min=1)

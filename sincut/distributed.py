@@ -53,7 +53,9 @@ def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    return getattr(module, "module", module)
+    """The plain network inside a DistributedDataParallel and/or torch.compile wrapper."""
+    module = getattr(module, "module", module)
+    return getattr(module, "_orig_mod", module)
 
 
 def shutdown(world: World) -> None:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .distributed import unwrap
 from .nets import Discriminator, Generator, ProjectionHead
 
 
@@ -85,11 +86,13 @@ class Objective:
     def __init__(self, G: nn.Module, D: nn.Module, F_head: nn.Module, *, nce_layers: tuple[int, ...],
                  num_patches: int, nce_temperature: float, nce_negatives_from_minibatch: bool,
                  lambda_gan: float, lambda_nce: float, nce_identity: bool, lambda_identity: float,
-                 r1_gamma: float, gan_mode: str = "nonsaturating", flip_equivariance: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+                 r1_gamma: float, r1_every: int = 1, gan_mode: str = "nonsaturating",
+                 flip_equivariance: bool = False, generator: torch.Generator | None = None) -> None:
         self.G, self.D, self.F = G, D, F_head
         self.G_net: Generator = getattr(G, "module", G)
         self.D_net: Discriminator = getattr(D, "module", D)
+        self.D_plain: Discriminator = unwrap(D)  # no DDP, no torch.compile: for R1's double backward
+        self.D_compiled = self.D_plain is not self.D_net and self.D_plain is not D
         self.F_net: ProjectionHead = getattr(F_head, "module", F_head)
         self.gan_mode = gan_mode
         self.flip_equivariance = flip_equivariance
@@ -102,6 +105,7 @@ class Objective:
         self.nce_identity = nce_identity
         self.lambda_identity = lambda_identity
         self.r1_gamma = r1_gamma
+        self.r1_every = r1_every
         self.rng = generator
 
     def forward(self, source: Tensor, target: Tensor) -> Forward:
@@ -114,8 +118,11 @@ class Objective:
         n = source.shape[0]
         return Forward(source, target, out[:n], out[n:], [f[:n] for f in feats], [f[n:] for f in feats], flipped)
 
-    def discriminator_loss(self, fwd: Forward) -> tuple[Tensor, dict[str, Tensor]]:
-        real = fwd.target.detach().requires_grad_(self.r1_gamma > 0)
+    def discriminator_loss(self, fwd: Forward, step: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """GAN loss on detached fakes and reals, halved, plus R1. With r1_every = K > 1 (lazy R1, as in
+        StyleGAN2) the penalty is computed every K-th step only, scaled by K."""
+        with_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
+        real = fwd.target.detach().requires_grad_(with_r1)
         n = fwd.fake.shape[0]
         pred = self.D(torch.cat([fwd.fake.detach(), real]))
         pred_fake, pred_real = pred[:n], pred[n:]
@@ -123,8 +130,13 @@ class Objective:
         loss_real = gan_loss(pred_real, True, self.gan_mode)
         parts = {"D_fake": loss_fake, "D_real": loss_real}
         loss = (loss_fake + loss_real) * 0.5
-        if self.r1_gamma > 0:
-            parts["D_R1"] = r1_penalty(pred_real, real, self.r1_gamma)
+        if with_r1:
+            if torch.is_autocast_enabled(real.device.type) or self.D_compiled:
+                # Reduced precision would lose the penalty's small gradients, and compiled graphs have
+                # no double backward: R1 then gets its own float32 pass of the plain D on the reals.
+                with torch.autocast(real.device.type, enabled=False):
+                    pred_real = self.D_plain(real.float())
+            parts["D_R1"] = r1_penalty(pred_real.float(), real, self.r1_gamma * self.r1_every)
             loss = loss + parts["D_R1"]
         return loss, parts
 

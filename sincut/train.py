@@ -5,6 +5,7 @@ source/target image -> PatchSampler (Kornia, on the device) -> G, D, F -> Object
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -126,6 +127,7 @@ class Trainer:
     opt_D: torch.optim.Optimizer
     rng: torch.Generator
     world: World
+    scalers: dict | None = None  # fp16 only: one GradScaler each for the G and D updates
 
     @classmethod
     def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
@@ -137,21 +139,43 @@ class Trainer:
         F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim,
                                 init_gain=config.init_gain)
         # channels_last: oneDNN and cuDNN run these convolutions markedly faster in NHWC.
-        G = wrap(G.to(device, memory_format=torch.channels_last), world, device)
-        D = wrap(D.to(device, memory_format=torch.channels_last), world, device)
-        F_head = wrap(F_head.to(device), world, device)
+        G = G.to(device, memory_format=torch.channels_last)
+        D = D.to(device, memory_format=torch.channels_last)
+        F_head = F_head.to(device)
+        if config.compile:
+            G, D, F_head = torch.compile(G), torch.compile(D), torch.compile(F_head)
+        G, D, F_head = wrap(G, world, device), wrap(D, world, device), wrap(F_head, world, device)
         rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
         objective = Objective(
             G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
             nce_temperature=config.nce_temperature, nce_negatives_from_minibatch=config.nce_negatives_from_minibatch,
             lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
-            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, gan_mode=config.gan_mode,
-            flip_equivariance=config.flip_equivariance, generator=rng,
+            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
+            gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=rng,
         )
         betas = (config.beta1, config.beta2)
         opt_G = torch.optim.Adam([*G.parameters(), *F_head.parameters()], lr=config.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
-        return cls(config, data, G, D, F_head, objective, opt_G, opt_D, rng, world)
+        trainer = cls(config, data, G, D, F_head, objective, opt_G, opt_D, rng, world)
+        if config.precision == "fp16":  # loss scaling keeps small fp16 gradients from flushing to zero
+            trainer.scalers = {"G": torch.amp.GradScaler("cuda"), "D": torch.amp.GradScaler("cuda")}
+        return trainer
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.rng.device.type, dtype=dtype)
+
+    def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, name: str) -> None:
+        if self.scalers is None:
+            loss.backward()
+            opt.step()
+            return
+        scaler = self.scalers[name]
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     def set_lr(self, step: int) -> None:
         lr = self.config.lr * lr_factor(step, self.config.steps, self.config.decay_start)
@@ -164,28 +188,32 @@ class Trainer:
         nhwc = torch.channels_last
         return src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc)
 
-    def discriminator_step(self, fwd: Forward) -> dict[str, torch.Tensor]:
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> Forward:
+        with self.autocast():
+            return self.objective.forward(src, tgt)
+
+    def discriminator_step(self, fwd: Forward, step: int = 0) -> dict[str, torch.Tensor]:
         self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        loss, parts = self.objective.discriminator_loss(fwd)
-        loss.backward()
-        self.opt_D.step()
+        with self.autocast():
+            loss, parts = self.objective.discriminator_loss(fwd, step)
+        self._update(loss, self.opt_D, "D")
         return parts
 
     def generator_step(self, fwd: Forward) -> dict[str, torch.Tensor]:
         self.D.requires_grad_(False)  # D's weights get no gradient from the G loss
         self.opt_G.zero_grad(set_to_none=True)
-        loss, parts = self.objective.generator_loss(fwd)
-        loss.backward()
-        self.opt_G.step()
+        with self.autocast():
+            loss, parts = self.objective.generator_loss(fwd)
+        self._update(loss, self.opt_G, "G")
         return parts
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         """One training step as in the paper: G forward once, update D, then update G and F."""
         self.set_lr(step)
         src, tgt = self.sample(step)
-        fwd = self.objective.forward(src, tgt)
-        return {**self.discriminator_step(fwd), **self.generator_step(fwd)}
+        fwd = self.forward(src, tgt)
+        return {**self.discriminator_step(fwd, step), **self.generator_step(fwd)}
 
     def state(self) -> dict:
         """Everything needed to continue bit for bit: weights, optimiser moments, every RNG state."""
@@ -211,6 +239,11 @@ class Trainer:
         return out
 
 
+def check_device_support(config: TrainConfig, device: torch.device) -> None:
+    if config.precision == "fp16" and device.type != "cuda":
+        raise UserError(f"--precision fp16 needs a CUDA GPU (this run is on {device.type}); use --precision bf16")
+
+
 def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.PathLike, device: torch.device,
               world: World = World(), progress: TrainingProgress | None = None) -> SingleImagePair | FolderPairs:
     """Two image files: the single-image patch sampler. Two folders: the unpaired folder stream."""
@@ -234,6 +267,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     progress = progress if (progress and world.is_main) else SilentProgress()
     try:
         config.validate()
+        check_device_support(config, device)
         data = make_data(config, source_path, target_path, device, world, progress)
         if config.steps is None:  # dataset mode: --epochs x steps per epoch, fixed for the whole run
             config = dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
@@ -284,6 +318,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
         if start >= config.steps:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
+        check_device_support(config, device)
         inputs = _read_json(run / "run.json")
         data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
         trainer = Trainer.build(config, data, device, world)

@@ -179,3 +179,32 @@ def test_truncated_checkpoint(trained_run: Path, tmp_path: Path, tiny_pair):
     cut.write_bytes(good[: len(good) // 2])
     result = CliRunner().invoke(main, ["translate", str(cut), str(tiny_pair[0]), "--out", str(tmp_path / "o")])
     assert "cut.pt" in _error_line(result)
+
+
+def test_bf16_fast_path_trains_on_the_cpu(tiny_pair, tmp_path: Path):
+    out = tmp_path / "bf16"
+    result = run("train", *tiny_pair, "--out", out, *TINY_TRAIN, "--precision", "bf16", "--r1-every", "2")
+    assert result.exit_code == 0, result.output
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(all(v == v for v in r.values()) for r in log)  # finite (no NaN)
+    assert "D_R1" in log[0] and "D_R1" not in log[1]  # lazy R1 on steps 0, 2
+
+
+def test_fp16_needs_a_gpu(tiny_pair, tmp_path: Path):
+    result = CliRunner().invoke(main, ["train", *map(str, tiny_pair), "--out", str(tmp_path / "r"), *TINY_TRAIN,
+                                       "--precision", "fp16"], prog_name="sincut")
+    assert result.exit_code == 2 and "needs a CUDA GPU" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_compile_fast_path_trains(tiny_pair, tmp_path: Path):
+    """torch.compile has no double backward: R1 must then take its own pass of the plain D."""
+    out = tmp_path / "compiled"
+    args = list(TINY_TRAIN)
+    args[args.index("--steps") + 1] = "2"
+    result = run("train", *tiny_pair, "--out", out, *args, "--compile")
+    assert result.exit_code == 0, result.output
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(r["D_R1"] > 0 for r in log)
+    state = torch.load(sorted((out / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state["G"])  # plain names, loadable anywhere

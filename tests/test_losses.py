@@ -88,3 +88,23 @@ def test_r1_of_a_linear_critic():
     gamma = 10.0
     expected = gamma / 2 * (1 + 4 + 0.25 + 9)
     assert r1_penalty(pred, x, gamma).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_lazy_r1_runs_every_k_steps_scaled_by_k():
+    from sincut.losses import Forward, Objective
+    from sincut.nets import Discriminator, Generator, ProjectionHead
+
+    torch.manual_seed(0)
+    G, D = Generator(ngf=2, crop_size=16), Discriminator(ndf=4, crop_size=16)
+    F_head = ProjectionHead(G.feature_channels((0, 2, 4)))
+    src, tgt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    fwd = Forward(src, tgt, src.clone(), tgt.clone(), [], [])
+    kwargs = dict(nce_layers=(0, 2, 4), num_patches=1, nce_temperature=0.07, nce_negatives_from_minibatch=True,
+                  lambda_gan=1.0, lambda_nce=4.0, nce_identity=True, lambda_identity=1.0, r1_gamma=1.0)
+    _, plain = Objective(G, D, F_head, **kwargs).discriminator_loss(fwd, step=0)
+    lazy = Objective(G, D, F_head, r1_every=4, **kwargs)
+    _, at_0 = lazy.discriminator_loss(fwd, step=0)
+    _, at_1 = lazy.discriminator_loss(fwd, step=1)
+    assert at_0["D_R1"].item() == pytest.approx(4 * plain["D_R1"].item(), rel=1e-6)
+    assert "D_R1" not in at_1
+    assert at_1["D_real"].item() == pytest.approx(plain["D_real"].item(), rel=1e-6)
