@@ -132,6 +132,10 @@ class Trainer:
     @classmethod
     def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
               world: World = World()) -> "Trainer":
+        if device.type == "cuda":  # fixed shapes: let cuDNN pick the fastest kernels; TF32 matmuls/convs
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         # Networks, built on the CPU from the seed so every device and process starts from the same weights.
         torch.manual_seed(config.seed)
         G = build_generator(config)
