@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ import click
 from . import __version__
 from .config import PRESETS, TrainConfig, make_config
 from .errors import UserError
+from .tiles import DEFAULT_TILE, MIN_TILE
 
 DEMO_CPU_STEPS = 60  # about 5 minutes on a 2-core CPU at the recipe's batch and patch size
 DEMO_GPU_STEPS = 5000
@@ -151,26 +153,63 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str, **ove
     _run_training(config, source, target, out, device)
 
 
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (1, 1)
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise click.BadParameter(f"expected K/N with 1 <= K <= N, like 2/4, got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--suffix", default="", help="Appended to each output file name before .png.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Output folder; folders given as INPUT keep their tree below it.")
+@click.option("--suffix", default="", help="Appended to each output name, before the extension.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Output encoding. PNG and WebP keep an input's alpha channel; JPEG drops it.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG / WebP quality.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them, so a rerun resumes).")
+@click.option("--tile", type=click.IntRange(MIN_TILE), default=DEFAULT_TILE, show_default=True,
+              help="Images of up to TILE x TILE pixels go in one pass; larger ones in overlapping tiles of at "
+                   "most that size, which bounds memory (896: about 0.9 GiB of activations on a CPU).")
+@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Consecutive images of equal size (each within TILE x TILE pixels) per forward pass.")
+@click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",
+              help="Translate only the K-th of N shares of the sorted inputs (N machines split one folder).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
+@click.option("--noise/--no-noise", default=True, show_default=True,
+              help="--no-noise leaves out the per-pixel noise, as `sincut export` models do.")
+@click.option("--half", is_flag=True,
+              help="Autocast to float16 (CUDA, MPS) or bfloat16 (CPU): for GPUs; on CPUs usually slower.")
 @device_option
-def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, seed: int, device: str) -> None:
-    """Translate INPUTS (image files or folders) with MODEL (a run directory or checkpoint file).
+def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
+              overwrite: bool, tile: int, batch_size: int, shard: tuple[int, int], seed: int, noise: bool,
+              half: bool, device: str) -> None:
+    """Translate INPUT images with MODEL (a run directory or checkpoint file) into --out.
 
-    Each output has the input's size and name, saved as PNG in --out (folders keep their tree).
+    INPUT is image files, folders (walked recursively; the tree is mirrored) or quoted glob patterns
+    like "photos/**/*.jpg". Each output has its input's name and size. Existing outputs are skipped, a
+    bad file is reported and the rest go on; the exit code is 1 if any image failed.
     """
-    from .translate import pick_device, translate_files
+    from rich.console import Console
+
+    from .progress import RichTranslateProgress, translate_summary_table
+    from .translate import TranslateOptions, pick_device, translate_files
 
     dev = pick_device(device)
-    t0 = time.perf_counter()
-    outputs = translate_files(model, list(inputs), out, dev, seed=seed, suffix=suffix,
-                              on_image=lambda src, dst: click.echo(f"{src} -> {dst}", err=True))
-    click.echo(f"Translated {len(outputs)} image(s) into {out} in {time.perf_counter() - t0:.1f} s.", err=True)
+    options = TranslateOptions(suffix=suffix, format=fmt, quality=quality, overwrite=overwrite, tile=tile,
+                               batch_size=batch_size, seed=seed, noise=noise, half=half, shard=shard)
+    console = Console(stderr=True)
+    summary = translate_files(model, list(inputs), out, dev, options, RichTranslateProgress(console))
+    console.print(translate_summary_table(len(summary.translated), len(summary.skipped), len(summary.failed),
+                                          summary.seconds, summary.images_per_second))
+    if summary.failed:
+        click.get_current_context().exit(1)
 
 
 def _samples_dir() -> Path:

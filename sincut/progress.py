@@ -1,4 +1,4 @@
-"""Terminal display for training: the loop reports through `Progress`; only this file imports rich."""
+"""Terminal display for training and batches: the loops report through small protocols; the display lives here."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -85,4 +86,49 @@ def summary_table(rows: list[tuple[str, str]], title: str) -> Table:
     table.add_column()
     for key, value in rows:
         table.add_row(key, value)
+    return table
+
+
+class RichTranslateProgress:
+    """The translate batch on stderr: a bar on a terminal, one plain line per image otherwise.
+
+    Failures and conversion notes are always printed, one line each, naming the file.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(TextColumn("[bold]translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=True)
+        self.live = False
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.live = self.console.is_terminal
+        if self.live:
+            self.bar.start()
+        self.task = self.bar.add_task("translate", total=total)
+
+    def done(self, job, status: str, detail: str | None = None) -> None:
+        self.bar.advance(self.task)
+        if status == "failed":
+            self.console.print(f"[red]failed[/]  {escape(detail or str(job.source))}", soft_wrap=True)
+        elif not self.live:
+            self.console.print(f"{status:<10} {escape(str(job.source))} -> {escape(str(job.output))}",
+                               highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note[/]    {escape(message)}", soft_wrap=True)
+
+    def finish(self) -> None:
+        if self.live:
+            self.bar.stop()
+
+
+def translate_summary_table(translated: int, skipped: int, failed: int, seconds: float,
+                            images_per_second: float) -> Table:
+    table = Table(title="sincut translate", title_justify="left")
+    for name in ("translated", "skipped", "failed", "time", "images/s"):
+        table.add_column(name, justify="right")
+    table.add_row(str(translated), str(skipped), f"[red]{failed}[/]" if failed else "0", f"{seconds:.1f} s",
+                  f"{images_per_second:.2f}")
     return table
