@@ -212,6 +212,28 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
         click.get_current_context().exit(1)
 
 
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="File to write, e.g. generator.pt (TorchScript) or generator.onnx.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript",
+              show_default=True, help="onnx needs the onnx package; its H and W must be even.")
+def export(model: Path, out: Path, fmt: str) -> None:
+    """Write MODEL's generator as a standalone model that needs only torch to run.
+
+    \b
+    It maps a float32 [N, 3, H, W] tensor in [-1, 1] to the translation (same shape, unclamped),
+    without the per-pixel noise, so it is deterministic (= sincut translate --no-noise):
+      G = torch.jit.load("generator.pt"); y = G(x).clamp(-1, 1)
+    """
+    from .export import export_onnx, export_torchscript
+
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; pass a file name like {out / 'generator.pt'}")
+    path = export_onnx(model, out) if fmt == "onnx" else export_torchscript(model, out)
+    click.echo(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {fmt}).", err=True)
+
+
 def _samples_dir() -> Path:
     """The bundled sample pair: from a source checkout, else the copy installed with the package."""
     here = Path(__file__).resolve().parent

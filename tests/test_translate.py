@@ -17,23 +17,16 @@ from sincut.nets import Generator
 from sincut.tiles import CONTEXT, MIN_TILE, plan_spans
 from sincut.translate import Translator, load_generator, translate_tensor
 
-from .conftest import SAMPLES, TINY_TRAIN, random_rgb
+from .conftest import SAMPLES
 
 
 def run(*args) -> "click.testing.Result":  # noqa: F821
     return CliRunner().invoke(main, [str(a) for a in args], prog_name="sincut")
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A 3-step tiny model (its noise strength has moved off 0, so noise matters)."""
-    root = tmp_path_factory.mktemp("model")
-    Image.open(SAMPLES / "photo_montStMichel.jpg").resize((96, 54)).save(root / "photo.jpg", quality=95)
-    Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").resize((80, 63)).save(
-        root / "painting.png")
-    result = run("train", root / "photo.jpg", root / "painting.png", "--out", root / "run", *TINY_TRAIN)
-    assert result.exit_code == 0, result.output
-    return root / "run"
+@pytest.fixture
+def model(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 def smooth_photo(h: int, w: int) -> Image.Image:
