@@ -101,7 +101,9 @@ def main() -> None:
     Quick start:
       sincut demo                                      # train and translate the bundled samples
       sincut train PHOTO.jpg PAINTING.jpg --out runs/x # SOURCE keeps its content, TARGET gives the look
-      sincut translate runs/x PHOTO.jpg --out out/     # full-resolution result
+      sincut translate runs/x PHOTOS/ --out out/       # full-resolution results, any size, whole folders
+      sincut batch PHOTOS/ --style A.jpg B.jpg --out b # one model per (photo, painting) pair
+      sincut export runs/x --out generator.pt          # TorchScript generator, needs only torch
     """
 
 
@@ -208,6 +210,76 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     summary = translate_files(model, list(inputs), out, dev, options, RichTranslateProgress(console))
     console.print(translate_summary_table(len(summary.translated), len(summary.skipped), len(summary.failed),
                                           summary.seconds, summary.images_per_second))
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+class StyleListCommand(click.Command):
+    """Lets `--style` take several values, as in `--style a.jpg b.jpg --out DIR`.
+
+    Click options take one value each, so before parsing every non-option word after `--style` gets its
+    own `--style` in front; the list ends at the next option (or `--`).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        in_styles = needs_value = False
+        for i, arg in enumerate(args):
+            if arg == "--":
+                expanded += args[i:]
+                break
+            if arg == "--style":
+                if needs_value:
+                    break
+                in_styles = needs_value = True
+            elif arg.startswith("--style="):
+                expanded += ["--style", arg.split("=", 1)[1]]
+                in_styles, needs_value = True, False
+            elif in_styles and not arg.startswith("-"):
+                expanded += ["--style", arg]
+                needs_value = False
+            else:
+                if needs_value:
+                    break
+                in_styles = False
+                expanded.append(arg)
+        if needs_value:
+            raise click.BadOptionUsage("--style", "--style needs at least one TARGET image or folder", ctx=ctx)
+        return super().parse_args(ctx, expanded)
+
+
+@main.command(cls=StyleListCommand)
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--style", "targets", multiple=True, required=True, metavar="TARGET...",
+              help="Style images or folders (several may follow one --style); every SOURCE is trained against each.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Output folder: runs/<source>__<target>/, images/<source>__<target>.png, contact_sheet.png.")
+@device_option
+@config_options
+def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device: str, preset: str,
+          **overrides: Any) -> None:
+    """Train one model per (SOURCE, TARGET) pair and translate each SOURCE; folders allowed on both sides.
+
+    \b
+    Finished pairs (their image exists) are skipped when run again, so an interrupted batch resumes.
+    A failed pair is reported and the rest go on; the exit code is 1 if any pair failed. Every
+    `sincut train` option applies to each pair, e.g.
+      sincut batch photos/ --style monet.jpg vangogh.jpg --out batch/ --steps 2000
+    """
+    from rich.console import Console
+
+    from .batch import run_batch
+    from .progress import RichBatchProgress, batch_summary_table
+    from .translate import pick_device
+
+    config = _build_config(preset, overrides)
+    dev = pick_device(device)
+    console = Console(stderr=True)
+    console.print(f"[bold]sincut batch[/]: {config.steps:,} steps per pair, batch {config.batch_size} x "
+                  f"{config.crop_size}px, on {dev}. Output: {out}", highlight=False)
+    summary = run_batch(config, list(sources), list(targets), out, dev, RichBatchProgress(console))
+    console.print(batch_summary_table(len(summary.trained), len(summary.skipped), len(summary.failed),
+                                      summary.seconds, str(summary.contact_sheet)))
     if summary.failed:
         click.get_current_context().exit(1)
 
