@@ -148,15 +148,21 @@ class Translator:
     def translate_tiled(self, rgb: np.ndarray) -> Tensor:
         """HxWx3 image in tiles of at most tile x tile pixels -> HxWx3 float32, unclamped.
 
-        Holds the input, the weighted sum (HxWx3 float32), the summed weights and the noise (HxW
-        each) and one tile's activations: for 6000x4000, 0.55 GB plus the tile.
+        Sums weight x output over the tiles, then divides by the summed weights. The tiles form a grid
+        whose 2-D weights are products of per-axis weights, so the summed weight is the outer product of
+        two per-axis sums and needs no HxW map. Holds the input, the sum (HxWx3 float32), the noise
+        (HxW) and one tile's activations: for 6000x4000, 0.46 GB plus the tile.
         """
         h, w = rgb.shape[:2]
         stride = self.G.stride
         rows, cols = plan_spans(h, self.tile, stride), plan_spans(w, self.tile, stride)
         noise = self._noise(h + (-h) % stride, w + (-w) % stride)
         total = torch.zeros(h, w, 3)  # HWC, like PIL, so the result converts to uint8 in place
-        weight = torch.zeros(h, w, 1)
+        row_weight, col_weight = torch.zeros(h), torch.zeros(w)
+        for r in rows:
+            row_weight[r.keep_start:r.keep_end] += torch.from_numpy(r.weights())
+        for c in cols:
+            col_weight[c.keep_start:c.keep_end] += torch.from_numpy(c.weights())
         for r in rows:
             wy = torch.from_numpy(r.weights())
             for c in cols:
@@ -169,9 +175,8 @@ class Translator:
                            c.keep_start - c.read_start:c.keep_end - c.read_start].permute(1, 2, 0)
                 w2d = (wy[:, None] * torch.from_numpy(c.weights())[None, :]).unsqueeze(-1)
                 total[r.keep_start:r.keep_end, c.keep_start:c.keep_end] += kept * w2d
-                weight[r.keep_start:r.keep_end, c.keep_start:c.keep_end] += w2d
         del noise
-        return total.div_(weight)
+        return total.div_(row_weight.view(-1, 1, 1)).div_(col_weight.view(1, -1, 1))
 
 
 # ----------------------------------------------------------------------------------------------------
