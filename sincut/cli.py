@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ import click
 from . import __version__
 from .config import DATASET_PRESETS, PRESETS, TrainConfig, make_config
 from .errors import TrainingFailed, TrainingStopped, UserError
+from .tiles import DEFAULT_TILE, MIN_TILE
 
 DEMO_CPU_STEPS = 60  # about 5 minutes on a 2-core CPU at the recipe's batch and patch size
 DEMO_GPU_STEPS = 5000
@@ -118,7 +120,9 @@ def main() -> None:
     Quick start:
       sincut demo                                      # train and translate the bundled samples
       sincut train PHOTO.jpg PAINTING.jpg --out runs/x # SOURCE keeps its content, TARGET gives the look
-      sincut translate runs/x PHOTO.jpg --out out/     # full-resolution result
+      sincut translate runs/x PHOTOS/ --out out/       # full-resolution results, any size, whole folders
+      sincut batch PHOTOS/ --style A.jpg B.jpg --out b # one model per (photo, painting) pair
+      sincut export runs/x --out generator.pt          # TorchScript generator, needs only torch
       sincut report runs/x                             # runs/x/report.html and report.png
     """
 
@@ -206,6 +210,15 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
     _run_training(config, source, target, out, device)
 
 
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (1, 1)
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise click.BadParameter(f"expected K/N with 1 <= K <= N, like 2/4, got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 @main.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @device_option
@@ -224,28 +237,148 @@ def resume(run: Path, device: str, preset: str | None, **overrides: Any) -> None
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--suffix", default="", help="Appended to each output file name before .png.")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Output folder; folders given as INPUT keep their tree below it.")
+@click.option("--suffix", default="", help="Appended to each output name, before the extension.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]), default="png", show_default=True,
+              help="Output encoding. PNG and WebP keep an input's alpha channel; JPEG drops it.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG / WebP quality.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them, so a rerun resumes).")
+@click.option("--tile", type=click.IntRange(MIN_TILE), default=DEFAULT_TILE, show_default=True,
+              help="Images of up to TILE x TILE pixels go in one pass; larger ones in overlapping tiles of at "
+                   "most that size, which bounds memory (896: about 0.9 GiB of activations on a CPU).")
+@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Consecutive images of equal size (each within TILE x TILE pixels) per forward pass.")
+@click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",
+              help="Translate only the K-th of N shares of the sorted inputs (N machines split one folder).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
+@click.option("--noise/--no-noise", default=True, show_default=True,
+              help="--no-noise leaves out the per-pixel noise, as `sincut export` models do.")
+@click.option("--half", is_flag=True,
+              help="Autocast to float16 (CUDA, MPS) or bfloat16 (CPU): for GPUs; on CPUs usually slower.")
 @click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,
               help="Which checkpoint of a run directory: auto = best.pt when the run has one, else the latest.")
 @device_option
 @large_images_option
-def translate(model: Path, inputs: tuple[Path, ...], out: Path, suffix: str, seed: int, checkpoint: str,
-              device: str) -> None:
-    """Translate INPUTS (image files or folders) with MODEL (a run directory or checkpoint file).
+def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
+              overwrite: bool, tile: int, batch_size: int, shard: tuple[int, int], seed: int, noise: bool,
+              half: bool, checkpoint: str, device: str) -> None:
+    """Translate INPUT images with MODEL (a run directory or checkpoint file) into --out.
 
-    Each output has the input's size and name, saved as PNG in --out (folders keep their tree).
+    INPUT is image files, folders (walked recursively; the tree is mirrored) or quoted glob patterns
+    like "photos/**/*.jpg". Each output has its input's name and size. Existing outputs are skipped, a
+    bad file is reported and the rest go on; the exit code is 1 if any image failed.
     """
-    from .translate import pick_device, translate_files
+    from rich.console import Console
+
+    from .progress import RichTranslateProgress, translate_summary_table
+    from .translate import TranslateOptions, pick_device, translate_files
 
     dev = pick_device(device)
-    t0 = time.perf_counter()
-    outputs = translate_files(model, list(inputs), out, dev, seed=seed, suffix=suffix, checkpoint=checkpoint,
-                              on_image=lambda src, dst: click.echo(f"{src} -> {dst}", err=True))
-    click.echo(f"Translated {len(outputs)} image(s) into {out} in {time.perf_counter() - t0:.1f} s.", err=True)
+    options = TranslateOptions(suffix=suffix, format=fmt, quality=quality, overwrite=overwrite, tile=tile,
+                               batch_size=batch_size, seed=seed, noise=noise, half=half, shard=shard,
+                               checkpoint=checkpoint)
+    console = Console(stderr=True)
+    summary = translate_files(model, list(inputs), out, dev, options, RichTranslateProgress(console))
+    console.print(translate_summary_table(len(summary.translated), len(summary.skipped), len(summary.failed),
+                                          summary.seconds, summary.images_per_second))
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+class StyleListCommand(click.Command):
+    """Lets `--style` take several values, as in `--style a.jpg b.jpg --out DIR`.
+
+    Click options take one value each, so before parsing every non-option word after `--style` gets its
+    own `--style` in front; the list ends at the next option (or `--`).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        expanded: list[str] = []
+        in_styles = needs_value = False
+        for i, arg in enumerate(args):
+            if arg == "--":
+                expanded += args[i:]
+                break
+            if arg == "--style":
+                if needs_value:
+                    break
+                in_styles = needs_value = True
+            elif arg.startswith("--style="):
+                expanded += ["--style", arg.split("=", 1)[1]]
+                in_styles, needs_value = True, False
+            elif in_styles and not arg.startswith("-"):
+                expanded += ["--style", arg]
+                needs_value = False
+            else:
+                if needs_value:
+                    break
+                in_styles = False
+                expanded.append(arg)
+        if needs_value:
+            raise click.BadOptionUsage("--style", "--style needs at least one TARGET image or folder", ctx=ctx)
+        return super().parse_args(ctx, expanded)
+
+
+@main.command(cls=StyleListCommand)
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option("--style", "targets", multiple=True, required=True, metavar="TARGET...",
+              help="Style images or folders (several may follow one --style); every SOURCE is trained against each.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="Output folder: runs/<source>__<target>/, images/<source>__<target>.png, contact_sheet.png.")
+@device_option
+@config_options
+def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device: str, preset: str | None,
+          **overrides: Any) -> None:
+    """Train one model per (SOURCE, TARGET) pair and translate each SOURCE; folders allowed on both sides.
+
+    \b
+    Finished pairs (their image exists) are skipped when run again, so an interrupted batch resumes.
+    A failed pair is reported and the rest go on; the exit code is 1 if any pair failed. Every
+    `sincut train` option applies to each pair, e.g.
+      sincut batch photos/ --style monet.jpg vangogh.jpg --out batch/ --steps 2000
+    """
+    from rich.console import Console
+
+    from .batch import run_batch
+    from .progress import RichBatchProgress, batch_summary_table
+    from .translate import pick_device
+
+    config = _build_config(preset or "sincut", overrides)
+    dev = pick_device(device)
+    console = Console(stderr=True)
+    console.print(f"[bold]sincut batch[/]: {config.steps:,} steps per pair, batch {config.batch_size} x "
+                  f"{config.crop_size}px, on {dev}. Output: {out}", highlight=False)
+    summary = run_batch(config, list(sources), list(targets), out, dev, RichBatchProgress(console))
+    console.print(batch_summary_table(len(summary.trained), len(summary.skipped), len(summary.failed),
+                                      summary.seconds, str(summary.contact_sheet)))
+    if summary.failed:
+        click.get_current_context().exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="File to write, e.g. generator.pt (TorchScript) or generator.onnx.")
+@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript",
+              show_default=True, help="onnx needs the onnx package; its H and W must be even.")
+def export(model: Path, out: Path, fmt: str) -> None:
+    """Write MODEL's generator as a standalone model that needs only torch to run.
+
+    \b
+    It maps a float32 [N, 3, H, W] tensor in [-1, 1] to the translation (same shape, unclamped),
+    without the per-pixel noise, so it is deterministic (= sincut translate --no-noise):
+      G = torch.jit.load("generator.pt"); y = G(x).clamp(-1, 1)
+    """
+    from .export import export_onnx, export_torchscript
+
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; pass a file name like {out / 'generator.pt'}")
+    path = export_onnx(model, out) if fmt == "onnx" else export_torchscript(model, out)
+    click.echo(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {fmt}).", err=True)
 
 
 @main.command(name="eval")

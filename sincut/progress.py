@@ -1,4 +1,4 @@
-"""Terminal display for training: the loop reports through `Progress`; only this file imports rich."""
+"""Terminal display for training and batches: the loops report through small protocols; the display lives here."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -113,4 +114,121 @@ def quality_table(quality, title: str) -> Table:
     table.add_row("[bold]edge correlation", f"[bold]{quality.edge_correlation:.4f}", "higher (1 = same)")
     if quality.pairs > 1:
         table.add_row("image pairs", str(quality.pairs), "")
+
+
+class RichTranslateProgress:
+    """The translate batch on stderr: a bar on a terminal, one plain line per image otherwise.
+
+    Failures and conversion notes are always printed, one line each, naming the file.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(TextColumn("[bold]translate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("eta"), TimeRemainingColumn(), console=self.console, transient=True)
+        self.live = False
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.live = self.console.is_terminal
+        if self.live:
+            self.bar.start()
+        self.task = self.bar.add_task("translate", total=total)
+
+    def done(self, job, status: str, detail: str | None = None) -> None:
+        self.bar.advance(self.task)
+        if status == "failed":
+            self.console.print(f"[red]failed[/]  {escape(detail or str(job.source))}", soft_wrap=True)
+        elif not self.live:
+            self.console.print(f"{status:<10} {escape(str(job.source))} -> {escape(str(job.output))}",
+                               highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note[/]    {escape(message)}", soft_wrap=True)
+
+    def finish(self) -> None:
+        if self.live:
+            self.bar.stop()
+
+
+def translate_summary_table(translated: int, skipped: int, failed: int, seconds: float,
+                            images_per_second: float) -> Table:
+    table = Table(title="sincut translate", title_justify="left")
+    for name in ("translated", "skipped", "failed", "time", "images/s"):
+        table.add_column(name, justify="right")
+    table.add_row(str(translated), str(skipped), f"[red]{failed}[/]" if failed else "0", f"{seconds:.1f} s",
+                  f"{images_per_second:.2f}")
+    return table
+
+
+class RichBatchProgress:
+    """`sincut batch` on stderr: one display with a bar over all pairs and one over the current pair's
+    steps on a terminal; one line per pair otherwise. Failures are always printed, naming the pair."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[losses]}"), console=self.console, transient=False)
+        self.live = False
+        self.pairs = self.steps = None
+
+    def start(self, total_pairs: int, steps_per_pair: int) -> None:
+        self.live = self.console.is_terminal
+        if self.live:
+            self.bar.start()
+        self.pairs = self.bar.add_task("pairs", total=total_pairs, losses="")
+        self.steps = self.bar.add_task("steps", total=steps_per_pair, visible=False, losses="")
+
+    def pair_progress(self, pair) -> "TrainingProgress":
+        self.bar.reset(self.steps, description=pair.name, visible=True, losses="")
+        if not self.live:
+            done = int(self.bar.tasks[self.pairs].completed)
+            self.console.print(f"training  {escape(pair.name)}  (pair {done + 1} of {self.bar.tasks[self.pairs].total:.0f})",
+                               highlight=False)
+        return _PairSteps(self)
+
+    def pair_done(self, pair, status: str, detail: str | None = None) -> None:
+        self.bar.advance(self.pairs)
+        self.bar.update(self.steps, visible=False)
+        if status == "failed":
+            self.console.print(f"[red]failed[/]    {escape(detail or pair.name)}", soft_wrap=True)
+        elif not self.live:
+            self.console.print(f"{status:<9} {escape(pair.name)}", highlight=False)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"[yellow]note[/]      {escape(message)}", soft_wrap=True)
+
+    def finish(self) -> None:
+        if self.live:
+            self.bar.stop()
+
+
+class _PairSteps:
+    """The TrainingProgress that `train()` gets for one pair: it moves the batch display's step bar."""
+
+    def __init__(self, owner: RichBatchProgress) -> None:
+        self.owner = owner
+
+    def start(self, total_steps: int, first_step: int) -> None:
+        self.owner.bar.update(self.owner.steps, total=total_steps, completed=first_step)
+
+    def step(self, step: int, losses: dict[str, float] | None) -> None:
+        fields = {"losses": format_losses(losses)} if losses is not None else {}
+        self.owner.bar.update(self.owner.steps, completed=step + 1, **fields)
+
+    def note(self, message: str) -> None:
+        self.owner.note(message)
+
+    def finish(self) -> None: ...
+
+
+def batch_summary_table(trained: int, skipped: int, failed: int, seconds: float, contact_sheet: str) -> Table:
+    table = Table(title="sincut batch", title_justify="left")
+    for name in ("trained", "skipped", "failed", "time"):
+        table.add_column(name, justify="right")
+    table.add_column("contact sheet")
+    minutes, secs = divmod(seconds, 60)
+    table.add_row(str(trained), str(skipped), f"[red]{failed}[/]" if failed else "0",
+                  f"{int(minutes)} min {secs:.0f} s", escape(contact_sheet))
     return table

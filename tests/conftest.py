@@ -31,6 +31,23 @@ def tiny_pair(tmp_path: Path) -> tuple[Path, Path]:
     return src, tgt
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """One 3-step tiny run shared by the inference tests (its noise strength has moved off 0)."""
+    from click.testing import CliRunner
+
+    from sincut.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    Image.open(SAMPLES / "photo_montStMichel.jpg").resize((96, 54)).save(root / "photo.jpg", quality=95)
+    Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").resize((80, 63)).save(
+        root / "painting.png")
+    args = ["train", str(root / "photo.jpg"), str(root / "painting.png"), "--out", str(root / "run"), *TINY_TRAIN]
+    result = CliRunner().invoke(main, args, prog_name="sincut")
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
 def random_rgb(h: int, w: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")

@@ -1,7 +1,7 @@
 """Image files in and out, with every validation rule in one place.
 
 Loading applies EXIF orientation and turns any mode (grayscale, palette, CMYK, RGBA, 16-bit) into RGB
-in [-1, 1]. Saving is atomic: a temporary file in the destination folder, fsynced, then renamed, so a
+in [-1, 1]; `read_image` also keeps the alpha channel and says how an unusual mode was converted. Saving is atomic: a temporary file in the destination folder, fsynced, then renamed, so a
 crash never leaves a half-written image under the final name.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +22,9 @@ from ..errors import UserError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def _to_rgb_array(img: Image.Image) -> np.ndarray:
-    """HxWx3 float32 in [0, 1] from any PIL mode, keeping 16-bit and float precision."""
-    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        peak = 65535.0 if img.mode.startswith("I") else max(float(arr.max()), 1.0)
-        gray = np.clip(arr / peak, 0.0, 1.0)
-        return np.repeat(gray[..., None], 3, axis=2)
-    if img.mode == "P" and "transparency" in img.info:
-        img = img.convert("RGBA")
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.float32) / 255.0
+_MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale", "P": "palette", "PA": "palette",
+               "CMYK": "CMYK", "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "32-bit grayscale",
+               "F": "floating-point grayscale", "La": "grayscale", "RGBa": "premultiplied RGBA"}
 
 
 def allow_large_images() -> None:
@@ -40,8 +32,48 @@ def allow_large_images() -> None:
     Image.MAX_IMAGE_PIXELS = None
 
 
-def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read an image file as a [1, 3, H, W] float32 tensor in [-1, 1]."""
+@dataclass
+class DecodedImage:
+    """An image file's pixels before they become a tensor.
+
+    `rgb` stays in its file's integer type (uint8, or uint16 for 16-bit files; float32 in [0, 1] for
+    floating-point files) so a 24-megapixel photo costs 72 MB here, not 288 MB: translation converts
+    one tile at a time. `alpha` is carried to the output unchanged; `note` says how an unusual mode
+    was converted (None for RGB and RGBA).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    note: str | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)"""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+def _decode(img: Image.Image) -> DecodedImage:
+    """Split any PIL mode into RGB (in its integer precision), alpha and a conversion note."""
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img)
+        if mode == "F":
+            arr = np.clip(arr.astype(np.float32) / max(float(arr.max()), 1.0), 0.0, 1.0)
+        else:
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        bits = "16-bit grayscale" if mode.startswith("I;16") else _MODE_NAMES[mode]
+        note = f"{bits} converted to RGB (the output is 8-bit)"
+        return DecodedImage(np.repeat(arr[..., None], 3, axis=2), None, note)
+    note = None if mode in ("RGB", "RGBA") else f"{_MODE_NAMES.get(mode, mode)} ({mode}) converted to RGB"
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img if mode == "RGBA" else img.convert("RGBA"))
+        return DecodedImage(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]), note)
+    return DecodedImage(np.asarray(img if mode == "RGB" else img.convert("RGB")), None, note)
+
+
+def read_image(path: str | os.PathLike) -> DecodedImage:
+    """Read an image file with EXIF orientation applied; every problem is a UserError naming the file."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"{p}: no such file; check the path")
@@ -56,7 +88,7 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
             with Image.open(p) as opened:
                 img = ImageOps.exif_transpose(opened)
                 img.load()
-                arr = _to_rgb_array(img)
+                return _decode(img)
     except Image.DecompressionBombError:
         raise UserError(f"{p}: image has more pixels than the safety limit ({Image.MAX_IMAGE_PIXELS * 2:,}) "
                         "against decompression bombs; pass --allow-large-images if you trust the file") from None
@@ -64,8 +96,23 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         raise UserError(f"{p}: not a readable image; pass a JPEG, PNG, WebP, BMP or TIFF file") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f"{p}: the image could not be decoded ({e}); the file may be truncated or corrupt") from None
-    tensor = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
-    return tensor * 2.0 - 1.0
+
+
+def rgb_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8/uint16 (or float32 in [0, 1]) array, or a slice of one, to [1, 3, H, W] float32 in [-1, 1]."""
+    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype, 1.0)
+    arr = rgb.astype(np.float32) / peak
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) * 2.0 - 1.0
+
+
+def load_image(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image file as a [1, 3, H, W] float32 tensor in [-1, 1] (any mode; alpha dropped)."""
+    return rgb_to_tensor(read_image(path).rgb)
+
+
+def to_uint8_(image: torch.Tensor) -> torch.Tensor:
+    """Float image in [-1, 1] (any layout) to uint8, reusing the float tensor's memory for the maths."""
+    return image.clamp_(-1, 1).add_(1.0).mul_(127.5).round_().to(torch.uint8)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -140,10 +140,13 @@ class UpsampleConv(nn.Module):
         w = w * torch.rsqrt(w.pow(2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
         return w.transpose(0, 1)  # conv_transpose2d wants [in, out, k, k]
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+        """`noise` ([B or 1, 1, 2H, 2W]) replaces the drawn noise, so tiles can share one image-wide map."""
         out = F.conv_transpose2d(x, self.demodulated_weight() * LRELU_GAIN, stride=2)
         out = self.blur(out)
-        b, _, h, w = out.shape
-        noise = torch.randn(b, 1, h, w, device=out.device, dtype=out.dtype, generator=generator)
+        if noise is None:
+            b, _, h, w = out.shape
+            noise = torch.randn(b, 1, h, w, device=out.device, dtype=out.dtype, generator=generator)
+        noise = noise.to(out.dtype)
         out = out.add_(noise * (self.noise_strength * LRELU_GAIN)).add_((self.bias * LRELU_GAIN).view(1, -1, 1, 1))
         return F.leaky_relu(out, LRELU_SLOPE, inplace=True)

@@ -77,17 +77,33 @@ class Generator(nn.Module):
                 break
         return feats
 
-    def forward(self, x: Tensor, layers: tuple[int, ...] = (),
-                generator: torch.Generator | None = None) -> tuple[Tensor, list[Tensor]]:
-        """Translate `x` and return the output with the requested encoder features picked up on the way."""
+    def noise_scales(self) -> list[int]:
+        """Downscale factor of each upsampling layer's output (its noise map) relative to G's output."""
+        n = len(self.upsample)
+        return [2 ** (n - 1 - i) for i in range(n)]
+
+    def draw_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> list[Tensor]:
+        """The noise maps `forward(generator=...)` would draw for a [batch, 3, height, width] input, in the
+        same order from the same generator, so passing them as `noise=` gives a bit-identical output."""
+        return [torch.randn(batch, 1, height // s, width // s, device=device, generator=generator)
+                for s in self.noise_scales()]
+
+    def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,
+                noise: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
+        """Translate `x` and return the output with the requested encoder features picked up on the way.
+
+        `noise` (one map per upsampling layer, see `draw_noise`) replaces the per-pixel noise drawn from
+        `generator`: tiled inference crops one image-wide map so every pixel gets the same noise in any tiling.
+        """
         feats = []
         for i, layer in enumerate(self.encoder):
             x = layer(x)
             if i in layers:
                 feats.append(x)
         x = self.decoder_blocks(x)
-        for up in self.upsample:
-            x = up(x, generator)
+        for i, up in enumerate(self.upsample):
+            x = up(x, generator, None if noise is None else noise[i])
         return self.to_rgb(x), feats
 
 

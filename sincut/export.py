@@ -1,0 +1,99 @@
+"""Export a trained generator as a standalone TorchScript (or ONNX) model that needs only torch.
+
+The exported model maps a float32 [N, 3, H, W] tensor in [-1, 1] to the translation, same shape,
+unclamped (clamp to [-1, 1] before making an image), for any H and W: it pads to the network's stride
+and crops back like `sincut translate`. It leaves out the per-pixel noise (the noise term is zero, its
+mean), so it is deterministic; `sincut translate --no-noise` gives the same result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import __version__
+from .data.images import atomic_write
+from .errors import UserError
+from .nets import Generator
+from .translate import load_generator
+
+
+class NoiseFreeGenerator(nn.Module):
+    """G with its noise maps set to zero; input sides must divide by G's stride (traced as is)."""
+
+    def __init__(self, G: Generator) -> None:
+        super().__init__()
+        self.G = G
+        self.scales = G.noise_scales()
+
+    def forward(self, x: Tensor) -> Tensor:
+        noise = [torch.zeros_like(x[:, :1, ::s, ::s]) for s in self.scales]
+        out, _ = self.G(x.contiguous(memory_format=torch.channels_last), noise=noise)
+        return out
+
+
+class PadToStride(nn.Module):
+    """Pads any H, W to the stride (reflect; replicate for 1-pixel sides) and crops back: scripted,
+    so the padding follows each input's size instead of the example the core was traced with."""
+
+    def __init__(self, core: nn.Module, stride: int) -> None:
+        super().__init__()
+        self.core = core
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[2], x.shape[3]
+        pad_h, pad_w = (self.stride - h % self.stride) % self.stride, (self.stride - w % self.stride) % self.stride
+        if pad_h > 0 or pad_w > 0:
+            mode = "replicate" if min(h, w) <= max(pad_h, pad_w) else "reflect"
+            x = F.pad(x, [0, pad_w, 0, pad_h], mode=mode)
+        return self.core(x)[:, :, :h, :w]
+
+
+def _example(G: Generator) -> Tensor:
+    return torch.zeros(1, 3, 16 * G.stride, 16 * G.stride)
+
+
+def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write a TorchScript generator (loadable with torch.jit.load alone) atomically to `out`."""
+    G, config, step = load_generator(model, torch.device("cpu"))
+    with warnings.catch_warnings():
+        # torch 2.13 marks TorchScript deprecated in favour of torch.export, but it still works and it is
+        # what a plain `torch.jit.load` (C++ and mobile included) reads.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        core = torch.jit.trace(NoiseFreeGenerator(G), _example(G), check_trace=False)
+        scripted = torch.jit.script(PadToStride(core, G.stride))
+    about = {"sincut_version": __version__, "step": step, "ngf": config.ngf, "input": "float32 NCHW in [-1, 1]",
+             "output": "same shape, unclamped", "noise": "off (sincut translate --no-noise)"}
+
+    def write(f) -> None:
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(scripted, buffer, _extra_files={"sincut.json": json.dumps(about)})
+        f.write(buffer.getvalue())
+
+    return atomic_write(out, write)
+
+
+def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write an ONNX generator with dynamic N, H, W; H and W must divide by the stride (2): pad first."""
+    if importlib.util.find_spec("onnx") is None:
+        raise UserError("--format onnx needs the onnx package, which is not installed: `pip install onnx`, "
+                        "or export TorchScript (the default)")
+    G, _, _ = load_generator(model, torch.device("cpu"))
+    G = G.to(memory_format=torch.contiguous_format)
+    buffer = io.BytesIO()
+    torch.onnx.export(NoiseFreeGenerator(G), (_example(G),), buffer, dynamo=False, input_names=["image"],
+                      output_names=["translated"],
+                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                    "translated": {0: "batch", 2: "height", 3: "width"}})
+    return atomic_write(out, lambda f: f.write(buffer.getvalue()))

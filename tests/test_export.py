@@ -1,0 +1,81 @@
+"""`sincut export`: a TorchScript generator that a torch-only interpreter loads and that reproduces
+`sincut translate --no-noise`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from sincut.cli import main
+
+from .conftest import SAMPLES
+
+# Runs in a fresh interpreter: sincut is made unimportable, so the model must stand on its own.
+TORCH_ONLY = """
+import sys
+sys.modules["sincut"] = None
+import torch
+image, model, out = sys.argv[1:4]
+G = torch.jit.load(model)
+x = torch.load(image, weights_only=True)
+with torch.inference_mode():
+    y = G(x)
+torch.save(y, out)
+print(sorted(m for m, mod in sys.modules.items() if m.startswith("sincut") and mod is not None))
+"""
+
+
+def run(*args) -> "click.testing.Result":  # noqa: F821
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="sincut")
+
+
+def test_exported_model_reproduces_translate_in_a_torch_only_interpreter(tiny_model: Path, tmp_path: Path):
+    photo = tmp_path / "photo.png"
+    Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((61, 45)).save(photo)  # odd sizes
+    result = run("export", tiny_model, "--out", tmp_path / "generator.pt")
+    assert result.exit_code == 0, result.output
+    assert run("translate", tiny_model, photo, "--out", tmp_path / "t", "--no-noise",
+               "--device", "cpu").exit_code == 0
+
+    pixels = np.asarray(Image.open(photo), dtype=np.float32) / 255.0
+    torch.save(torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0) * 2 - 1, tmp_path / "x.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", TORCH_ONLY, "x.pt", "generator.pt", "y.pt"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"  # nothing of sincut was imported
+
+    y = torch.load(tmp_path / "y.pt", weights_only=True)
+    assert y.shape == (1, 3, 45, 61)
+    exported = ((y[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy().astype(int)
+    translated = np.asarray(Image.open(tmp_path / "t" / "photo.png"), dtype=int)
+    assert np.abs(exported - translated).max() <= 1 and np.abs(exported - translated).mean() < 0.01
+    # --no-noise matters: this model's noise strength is not zero, so with noise the result differs
+    assert run("translate", tiny_model, photo, "--out", tmp_path / "n", "--device", "cpu").exit_code == 0
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "n" / "photo.png"), dtype=int), translated)
+
+
+def test_onnx_export_or_a_clear_message(tiny_model: Path, tmp_path: Path):
+    result = run("export", tiny_model, "--out", tmp_path / "g.onnx", "--format", "onnx")
+    if importlib.util.find_spec("onnx") is None:
+        assert result.exit_code == 2
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "pip install onnx" in lines[0] and "Traceback" not in result.output
+        assert not (tmp_path / "g.onnx").exists()
+    else:  # pragma: no cover - the CI machine has no onnx
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "g.onnx").stat().st_size > 0
+
+
+def test_export_into_a_folder_is_refused(tiny_model: Path, tmp_path: Path):
+    result = run("export", tiny_model, "--out", tmp_path)
+    assert result.exit_code == 2 and "is a folder" in result.output
