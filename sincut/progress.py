@@ -204,8 +204,9 @@ class RichBatchProgress:
             self.bar.stop()
 
 
-class _PairSteps:
-    """The TrainingProgress that `train()` gets for one pair: it moves the batch display's step bar."""
+class _PairSteps(SilentProgress):
+    """The TrainingProgress that `train()` gets for one pair: it moves the batch display's step bar
+    (whatever it does not show, such as the quality figures, falls back to SilentProgress)."""
 
     def __init__(self, owner: RichBatchProgress) -> None:
         self.owner = owner
