@@ -86,7 +86,7 @@ def test_training_changes_the_generator(trained_run: Path):
     assert any(not torch.equal(first[k], last[k]) for k in first)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["batch"], ["export"], ["demo"]])
 def test_help(command: list[str]):
     result = run(*command, "--help")
     assert result.exit_code == 0
