@@ -7,11 +7,9 @@ generated from the dataclass so help texts and defaults cannot drift from the re
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 

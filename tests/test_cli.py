@@ -87,7 +87,8 @@ def test_training_changes_the_generator(trained_run: Path):
     assert any(not torch.equal(first[k], last[k]) for k in first)
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["translate"], ["demo"], ["eval"], ["report"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["resume"], ["translate"], ["batch"], ["export"], ["demo"],
+                                     ["eval"], ["report"]])
 def test_help(command: list[str]):
     result = run(*command, "--help")
     assert result.exit_code == 0
