@@ -7,6 +7,7 @@ generated from the dataclass so help texts and defaults cannot drift from the re
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shutil
 import sys

@@ -114,6 +114,7 @@ def quality_table(quality, title: str) -> Table:
     table.add_row("[bold]edge correlation", f"[bold]{quality.edge_correlation:.4f}", "higher (1 = same)")
     if quality.pairs > 1:
         table.add_row("image pairs", str(quality.pairs), "")
+    return table
 
 
 class RichTranslateProgress:

@@ -112,8 +112,10 @@ class Translator:
         self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None
 
     def fits_whole(self, height: int, width: int) -> bool:
-        """Memory follows the pixel count, so an image of up to tile x tile pixels goes in one pass."""
-        return height * width <= self.tile * self.tile
+        """Memory follows the pixel count, so an image of up to tile x tile pixels goes in one pass.
+        Generators with instance norm (cut, fastcut) always take whole images: tiles would change
+        the normalisation statistics."""
+        return height * width <= self.tile * self.tile or not getattr(self.G, "tileable", True)
 
     def _noise(self, height: int, width: int) -> list[Tensor]:
         if not self.noise:

@@ -88,6 +88,17 @@ class ResnetGenerator(nn.Module):
         self.stride = 4
         init_weights(self, init_gain)
 
+    # Instance norm takes its statistics from the whole image, so tiles would not agree with it:
+    # inference runs whole images through this generator.
+    tileable = False
+
+    def noise_scales(self) -> list[int]:
+        return []  # no noise inputs
+
+    def draw_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> list[Tensor]:
+        return []
+
     def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
         with torch.no_grad():
             w = next(self.parameters())
@@ -105,9 +116,9 @@ class ResnetGenerator(nn.Module):
                 break
         return feats
 
-    def forward(self, x: Tensor, layers: tuple[int, ...] = (),
-                generator: torch.Generator | None = None) -> tuple[Tensor, list[Tensor]]:
-        """`generator` is accepted for interface parity; this network draws no noise."""
+    def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,
+                noise: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
+        """`generator` and `noise` are accepted for interface parity; this network uses no noise."""
         feats = []
         for i, layer in enumerate(self.encoder):
             x = layer(x)
