@@ -4,9 +4,9 @@
     OUT/images/<source>__<target>.png the translated source, full size
     OUT/contact_sheet.png             sources by rows, targets by columns, each with its own thumbnails
 
-A pair is finished when its image exists, so a rerun skips it; an unfinished pair's run directory
-(left by a crash or Ctrl-C) is removed and the pair trained afresh. A failed pair is reported and the
-rest go on.
+A pair is finished when its image exists, so a rerun skips it; an unfinished pair's run (left by a
+crash or Ctrl-C) is resumed from its newest checkpoint. A failed pair is reported and the rest go on;
+Ctrl-C stops the batch after saving the current pair's checkpoint.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Protocol
 import torch
 from PIL import Image, ImageOps
 
+from .checkpoint import list_checkpoints
 from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, atomic_write, save_image
-from .errors import UserError
+from .errors import TrainingStopped, UserError
 from .progress import TrainingProgress
-from .train import train
+from .train import resume, train
 
 THUMBNAIL = 256
 GAP = 4
@@ -145,13 +146,19 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
                 events.pair_done(pair, "skipped")
                 continue
             run_dir = out / "runs" / pair.name
-            if run_dir.exists():
-                events.note(f"{run_dir}: unfinished run from an earlier attempt; training this pair afresh")
-                shutil.rmtree(run_dir)
             try:
-                result = train(config, pair.source, pair.target, run_dir, device, events.pair_progress(pair))
-                image = result.result_image.read_bytes()
+                if (run_dir / "run.json").is_file() and (run_dir / "config.json").is_file():
+                    events.note(f"{run_dir}: unfinished run from an earlier attempt; resuming it")
+                    result_image = _resume_pair(run_dir, config, device, events.pair_progress(pair))
+                else:
+                    if run_dir.exists():  # died before its run files were written: nothing to keep
+                        shutil.rmtree(run_dir)
+                    result = train(config, pair.source, pair.target, run_dir, device, events.pair_progress(pair))
+                    result_image = result.result_image
+                image = result_image.read_bytes()
                 atomic_write(final, lambda f: f.write(image))
+            except TrainingStopped:  # Ctrl-C stops the whole batch (the pair's checkpoint is saved)
+                raise
             except Exception as e:  # one bad pair (unreadable image, diverged, out of memory) never stops the rest
                 first_line = (str(e).strip().splitlines() or [""])[0][:200]
                 reason = f"{pair.name}: " + (str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {first_line}")
@@ -165,3 +172,11 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
     summary.contact_sheet = contact_sheet(out, source_images, target_images)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _resume_pair(run_dir: Path, config: TrainConfig, device: torch.device, progress) -> Path:
+    """Continue a pair's run to this batch's step count; a run that already got there only lacks its copy."""
+    done = list_checkpoints(run_dir)
+    if done and int(done[-1].stem.split("_")[1]) >= config.steps and (run_dir / "result.png").is_file():
+        return run_dir / "result.png"
+    return resume(run_dir, device, progress, {"steps": config.steps}).result_image

@@ -73,7 +73,7 @@ def test_batch_trains_each_pair_isolates_failures_and_resumes(tmp_path: Path):
     assert counts(result.output) == {"trained": 0, "skipped": 2, "failed": 1}
     assert (out / "images" / "mont__vangogh.png").stat().st_mtime_ns == stamp
 
-    # A pair whose image is missing (killed mid-run) is trained again from a clean run directory.
+    # A pair whose image is missing (killed after its run finished) only gets its image copied again.
     (photos / "broken.jpg").unlink()
     (out / "images" / "flipped__vangogh.png").unlink()
     result = run("batch", photos, "--style", painting, "--out", out, "--steps", "2", *train_options)
@@ -82,6 +82,15 @@ def test_batch_trains_each_pair_isolates_failures_and_resumes(tmp_path: Path):
     assert "unfinished run" in result.output
     assert (out / "images" / "flipped__vangogh.png").is_file()
     assert (out / "images" / "mont__vangogh.png").stat().st_mtime_ns == stamp
+
+    # A pair killed mid-run (no final checkpoint, no result) is resumed, not thrown away.
+    run_dir = out / "runs" / "flipped__vangogh"
+    for leftover in [*run_dir.glob("checkpoints/step_*.pt"), run_dir / "result.png", out / "images" / "flipped__vangogh.png"]:
+        leftover.unlink()
+    result = run("batch", photos, "--style", painting, "--out", out, "--steps", "2", *train_options)
+    assert result.exit_code == 0, result.output
+    assert "resuming it" in result.output and (out / "images" / "flipped__vangogh.png").is_file()
+    assert [p.name for p in run_dir.glob("checkpoints/step_*.pt")] == ["step_0000002.pt"]
 
 
 def test_style_takes_several_values(tmp_path: Path):
