@@ -5,8 +5,8 @@
 - seconds per training step for each preset at its defaults (sincut: batch 16 x 64 px patches;
   cut/fastcut: batch 1, 256 px crops), split into data, G forward, D step and G step;
 - patch-sampler throughput (patches per second, batch 16 x 64 px);
-- translate time and extra peak memory (RSS on the CPU, allocator peak on a GPU) at 1024x768 and
-  4096x3072 with the sincut generator, each size in a fresh process.
+- translate time and peak memory at 1024x768 and 4096x3072 through the real `sincut translate` path
+  (tiling included), each size in a fresh process (benchmarks/translate.py does 6000x4000 too).
 Each figure is the median of repeated measurements after warm-up. Data: the paper's Etretat/Monet pair
 and ../shared/data/unpaired_small when present, else the bundled samples (and folders cut from them).
 """
@@ -32,7 +32,11 @@ from sincut.config import make_config  # noqa: E402
 from sincut.data.images import load_image  # noqa: E402
 from sincut.data.patches import PatchSampler  # noqa: E402
 from sincut.train import Trainer, make_data  # noqa: E402
+from sincut.tiles import DEFAULT_TILE  # noqa: E402
 from sincut.translate import pick_device  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from translate import measure as measure_translate  # noqa: E402  (benchmarks/translate.py)
 
 SHARED = ROOT.parent / "shared" / "data"
 PAPER_CODE_SECONDS = {"sincut": 29.0, "cut": 16.0, "fastcut": 7.8}  # issue figures, 2-core CPU like CI's
@@ -106,37 +110,11 @@ def sampler_throughput(device: torch.device, repeats: int) -> float:
     return 16 / statistics.median(times[2:])
 
 
-TRANSLATE_CHILD = """
-import json, statistics, sys, time, torch
-sys.path.insert(0, {root!r})
-from sincut.nets import Generator
-from sincut.translate import pick_device, translate_tensor
-def status_kib(field):  # VmHWM starts afresh at exec, unlike ru_maxrss, which a child inherits
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-device = pick_device({device!r})
-G = Generator().to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
-x = torch.rand(1, 3, {h}, {w}, device=device) * 2 - 1
-base = status_kib("VmRSS")
-if device.type == "cuda":
-    torch.cuda.reset_peak_memory_stats(); base_gpu = torch.cuda.memory_allocated()
-times = []
-for _ in range({repeats} + 1):
-    t = time.perf_counter(); y = translate_tensor(G, x); float(y[0, 0, 0, 0]); times.append(time.perf_counter() - t)
-extra = (status_kib("VmHWM") - base) / 1024
-if device.type == "cuda":
-    extra = (torch.cuda.max_memory_allocated() - base_gpu) / 2**20
-print(json.dumps({{"seconds": statistics.median(times[1:]), "extra_peak_mib": extra}}))
-"""
-
-
-def translate_cost(device: str, h: int, w: int, repeats: int) -> dict[str, float]:
-    code = TRANSLATE_CHILD.format(root=str(ROOT), device=device, h=h, w=w, repeats=repeats)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def translate_cost(device: str, h: int, w: int) -> dict[str, float]:
+    """The real `sincut translate` path (tiling included) in a fresh interpreter: see translate.py."""
+    r = measure_translate(w, h, DEFAULT_TILE, device)
+    return {"seconds": r["seconds_per_image"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
+            "peak_rss_mib": r["peak_rss_mib"]}
 
 
 def main() -> None:
@@ -148,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = pick_device(args.device)
-    steps, warmup, repeats = (2, 1, 1) if args.quick else (5, 2, 3)
+    steps, warmup = (2, 1) if args.quick else (5, 2)
     machine = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine()),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
@@ -160,7 +138,7 @@ def main() -> None:
     result["sampler_patches_per_second"] = sampler_throughput(device, 5 if args.quick else 20)
     sizes = [(768, 1024)] + ([] if args.quick and device.type == "cpu" else [(3072, 4096)])
     for h, w in sizes:
-        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w, repeats)
+        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w)
 
     print(f"device: {machine['device']}  torch {machine['torch']}  threads {machine['threads']}"
           f"{'  (quick)' if args.quick else ''}")
@@ -171,10 +149,8 @@ def main() -> None:
               f"{t['total']:>8.3f}  {ratio:.1f}x faster than {PAPER_CODE_SECONDS[preset]} s (CPU figure)")
     print(f"patch sampler: {result['sampler_patches_per_second']:.0f} patches/s (batch 16 x 64 px)")
     for size, t in result["translate"].items():
-        if "error" in t:
-            print(f"translate {size}: {t['error']}")
-        else:
-            print(f"translate {size}: {t['seconds']:.2f} s, extra peak memory {t['extra_peak_mib']:.0f} MiB")
+        print(f"translate {size}: {t['seconds']:.2f} s per image, peak RSS {t['peak_rss_mib']:.0f} MiB "
+                  f"({t['extra_peak_mib']:.0f} MiB above the loaded model)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")

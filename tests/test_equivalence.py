@@ -19,15 +19,7 @@ from sincut.losses import Objective, patch_nce_loss
 from sincut.nets import ProjectionHead, build_discriminator, build_generator
 from sincut.nets.layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
 
-
-def plain_conv(layer: ConvLayer, x):
-    if layer.blur is not None:
-        p0, p1 = layer.blur.pad
-        x = F.conv2d(F.pad(x, (p0, p1, p0, p1)), layer.blur.kernel, groups=x.shape[1])
-    out = F.conv2d(x, layer.weight * layer.scale, stride=layer.stride, padding=layer.padding)
-    if layer.bias is None:
-        return out
-    return F.leaky_relu(out + layer.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+from .test_nets import _reference_conv_layer as plain_conv  # the paper's unfused conv layer
 
 
 def plain_block(block, x):

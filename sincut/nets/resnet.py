@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .encoder import EncoderFeatures
+
 
 def _binomial(taps: list[float]) -> Tensor:
     k = torch.tensor(taps, dtype=torch.float32)
@@ -66,7 +68,7 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class ResnetGenerator(nn.Module):
+class ResnetGenerator(EncoderFeatures, nn.Module):
     """7x7 stem, two antialiased downsamplings, n_blocks res blocks, two antialiased upsamplings,
     7x7 conv to RGB and tanh. Same interface as the StyleGAN2 generator (forward/encode/stride)."""
 
@@ -98,23 +100,6 @@ class ResnetGenerator(nn.Module):
     def draw_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
                    device: torch.device | str = "cpu") -> list[Tensor]:
         return []
-
-    def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
-        with torch.no_grad():
-            w = next(self.parameters())
-            probe = torch.zeros(1, 3, 16, 16, device=w.device, dtype=w.dtype)
-            return [f.shape[1] for f in self.encode(probe, layers)]
-
-    def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:
-        feats = []
-        last = max(layers)
-        for i, layer in enumerate(self.encoder):
-            x = layer(x)
-            if i in layers:
-                feats.append(x)
-            if i == last:
-                break
-        return feats
 
     def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,
                 noise: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:

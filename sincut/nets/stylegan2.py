@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .encoder import EncoderFeatures
 from .layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
 
 
@@ -31,7 +32,7 @@ def _table_resolution(crop_size: int) -> int:
     return 2 ** int(round(math.log2(crop_size)))
 
 
-class Generator(nn.Module):
+class Generator(EncoderFeatures, nn.Module):
     """Encoder (identity, 1x1 stem, downsampling res blocks, res blocks) then the mirrored decoder.
 
     `encoder[i]` is PatchNCE layer i: layer 0 is the input itself, so NCE layers index this list.
@@ -57,25 +58,6 @@ class Generator(nn.Module):
         self.upsample = nn.ModuleList(ups)
         self.to_rgb = ConvLayer(ch[res], 3, 1)
         self.stride = 2**n_downsampling
-
-    def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
-        """Channel count of each requested encoder layer, found by a tiny dry run."""
-        with torch.no_grad():
-            w = next(self.parameters())
-            probe = torch.zeros(1, 3, 2 * self.stride, 2 * self.stride, device=w.device, dtype=w.dtype)
-            return [f.shape[1] for f in self.encode(probe, layers)]
-
-    def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:
-        """Features of the requested encoder layers; stops after the deepest one."""
-        feats = []
-        last = max(layers)
-        for i, layer in enumerate(self.encoder):
-            x = layer(x)
-            if i in layers:
-                feats.append(x)
-            if i == last:
-                break
-        return feats
 
     def noise_scales(self) -> list[int]:
         """Downscale factor of each upsampling layer's output (its noise map) relative to G's output."""
