@@ -35,8 +35,14 @@ def format_losses(losses: dict[str, float]) -> str:
     return "  ".join(f"{k} {v:.3f}" for k, v in losses.items())
 
 
+def smooth(previous: dict[str, float], latest: dict[str, float], weight: float = 0.3) -> dict[str, float]:
+    """Exponential moving average of the logged losses (GAN losses jump from step to step; the trend
+    is what a person reads). A loss seen for the first time starts at its value."""
+    return {k: v if k not in previous else (1 - weight) * previous[k] + weight * v for k, v in latest.items()}
+
+
 class RichProgress:
-    """A bar with step, it/s, elapsed and ETA, and the latest logged losses beside it."""
+    """A bar with step, it/s, elapsed and ETA, and the smoothed losses and latest quality beside it."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -49,6 +55,7 @@ class RichProgress:
         self.task = None
         self._t0 = 0.0
         self._first = 0
+        self.smoothed: dict[str, float] = {}
 
     def start(self, total_steps: int, first_step: int) -> None:
         self._t0 = time.perf_counter()
@@ -69,7 +76,8 @@ class RichProgress:
             f"{elapsed / n:.2f} s/it" if n else "")
         fields = {"rate": rate}
         if losses is not None:
-            fields["losses"] = format_losses(losses)
+            self.smoothed = smooth(self.smoothed, losses)
+            fields["losses"] = "avg " + format_losses(self.smoothed)
             if not self.live:
                 eta = (self._total - done) * elapsed / max(n, 1)
                 self.console.print(f"step {done}/{self._total}  {rate}  eta {eta:.0f} s  {fields['losses']}",

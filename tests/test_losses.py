@@ -108,3 +108,11 @@ def test_lazy_r1_runs_every_k_steps_scaled_by_k():
     assert at_0["D_R1"].item() == pytest.approx(4 * plain["D_R1"].item(), rel=1e-6)
     assert "D_R1" not in at_1
     assert at_1["D_real"].item() == pytest.approx(plain["D_real"].item(), rel=1e-6)
+
+
+def test_display_smoothing_is_an_exponential_moving_average():
+    from sincut.progress import smooth
+
+    state = smooth({}, {"G_GAN": 2.0})
+    state = smooth(state, {"G_GAN": 1.0, "NCE": 5.0})
+    assert state == pytest.approx({"G_GAN": 0.7 * 2.0 + 0.3 * 1.0, "NCE": 5.0})
