@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import shutil
 import sys
@@ -153,6 +154,8 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
         result = train(config, source, target, out, device, progress)
     else:
         result = resume(out, device, progress, resume_overrides)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     minutes, seconds = divmod(result.seconds, 60)
     console.print(summary_table([
         ("translated source", str(result.result_image)),

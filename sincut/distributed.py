@@ -59,6 +59,6 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group; no barrier, so a rank that failed does not hang the others' exit."""
     if world.active and dist.is_initialized():
-        dist.barrier()
         dist.destroy_process_group()
