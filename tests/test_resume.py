@@ -73,6 +73,8 @@ def test_resume_can_extend_but_not_change_the_objective(tiny_pair, tmp_path: Pat
     assert cli("train", *tiny_pair, "--out", run, *tiny(2)).exit_code == 0
     refused = cli("resume", run, "--lr", "0.1")
     assert refused.exit_code == 2 and "--lr 0.1 differs" in refused.output and "Traceback" not in refused.output
+    other = cli("resume", run, "--preset", "fastcut")
+    assert other.exit_code == 2 and "--preset fastcut differs from this run's sincut" in other.output
     done = cli("resume", run)
     assert done.exit_code == 2 and "--steps N with N > 2" in done.output
     extended = cli("resume", run, "--steps", "4", "--device", "cpu")
