@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from sincut.config import make_config  # noqa: E402
 from sincut.data.images import load_image  # noqa: E402
 from sincut.data.patches import PatchSampler  # noqa: E402
-from sincut.train import Trainer, make_data  # noqa: E402
+from sincut.train import Trainer, make_data, with_concrete_steps  # noqa: E402
 from sincut.tiles import DEFAULT_TILE  # noqa: E402
 from sincut.translate import pick_device  # noqa: E402
 
@@ -70,8 +70,7 @@ def time_training(preset: str, device: torch.device, steps: int, warmup: int, sc
     config = make_config(preset)
     source, target = image_pair() if preset == "sincut" else folder_pair(scratch)
     data = make_data(config, source, target, device)
-    if config.steps is None:
-        config.steps = config.epochs * data.steps_per_epoch
+    config = with_concrete_steps(config, data)
     trainer = Trainer.build(config, data, device)
     phases: dict[str, list[float]] = {"data": [], "G forward": [], "D step": [], "G step": [], "total": []}
     for i in range(warmup + steps):

@@ -52,9 +52,14 @@ def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
+def without_ddp(module: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (still compiled, if it was)."""
+    return getattr(module, "module", module)
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain network inside a DistributedDataParallel and/or torch.compile wrapper."""
-    module = getattr(module, "module", module)
+    module = without_ddp(module)
     return getattr(module, "_orig_mod", module)
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .distributed import unwrap
+from .distributed import unwrap, without_ddp
 from .nets import Discriminator, Generator, ProjectionHead
 
 
@@ -89,11 +89,11 @@ class Objective:
                  r1_gamma: float, r1_every: int = 1, gan_mode: str = "nonsaturating",
                  flip_equivariance: bool = False, generator: torch.Generator | None = None) -> None:
         self.G, self.D, self.F = G, D, F_head
-        self.G_net: Generator = getattr(G, "module", G)
-        self.D_net: Discriminator = getattr(D, "module", D)
+        self.G_net: Generator = without_ddp(G)
+        self.D_net: Discriminator = without_ddp(D)
         self.D_plain: Discriminator = unwrap(D)  # no DDP, no torch.compile: for R1's double backward
-        self.D_compiled = self.D_plain is not self.D_net and self.D_plain is not D
-        self.F_net: ProjectionHead = getattr(F_head, "module", F_head)
+        self.D_compiled = self.D_plain is not self.D_net
+        self.F_net: ProjectionHead = without_ddp(F_head)
         self.gan_mode = gan_mode
         self.flip_equivariance = flip_equivariance
         self.nce_layers = tuple(nce_layers)

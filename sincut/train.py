@@ -263,6 +263,13 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
                            flip=config.flip, batch_size=config.batch_size)
 
 
+def with_concrete_steps(config: TrainConfig, data: SingleImagePair | FolderPairs) -> TrainConfig:
+    """Dataset mode without --steps: --epochs x steps per epoch, fixed (and saved) for the whole run."""
+    if config.steps is not None:
+        return config
+    return dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
+
+
 def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
           out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
     """Train a model that repaints SOURCE in TARGET's look (two images), or domain A in domain B's
@@ -273,8 +280,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
         config.validate()
         check_device_support(config, device)
         data = make_data(config, source_path, target_path, device, world, progress)
-        if config.steps is None:  # dataset mode: --epochs x steps per epoch, fixed for the whole run
-            config = dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
+        config = with_concrete_steps(config, data)
         run = prepare_run_dir(out) if world.is_main else Path(out)
         if world.is_main:
             inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}

@@ -9,7 +9,6 @@ a run repeats exactly and resumes mid-epoch. An unreadable file is reported once
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Callable, Iterator
@@ -157,6 +156,3 @@ class FolderPairs:
                 continue
         raise UserError(f"{paths[0].parent}: none of its {len(paths)} images can be read")
 
-
-def epochs_to_steps(epochs: int, steps_per_epoch: int) -> int:
-    return max(1, math.ceil(epochs * steps_per_epoch))
