@@ -83,7 +83,7 @@ class BatchSummary:
 class BatchEvents(Protocol):
     """What the batch tells the outside world; `pair_progress` is handed to `train()` for the pair."""
 
-    def start(self, total_pairs: int, steps_per_pair: int) -> None: ...
+    def start(self, total_pairs: int, steps_per_pair: int | None) -> None: ...
     def pair_progress(self, pair: Pair) -> TrainingProgress: ...
     def pair_done(self, pair: Pair, status: str, detail: str | None = None) -> None: ...
     def note(self, message: str) -> None: ...
@@ -177,6 +177,10 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
 def _resume_pair(run_dir: Path, config: TrainConfig, device: torch.device, progress) -> Path:
     """Continue a pair's run to this batch's step count; a run that already got there only lacks its copy."""
     done = list_checkpoints(run_dir)
+    if config.steps is None:  # --minutes: the pair's run sized its own steps; it is done when it wrote its result
+        if (run_dir / "result.png").is_file():
+            return run_dir / "result.png"
+        return resume(run_dir, device, progress).result_image
     if done and int(done[-1].stem.split("_")[1]) >= config.steps and (run_dir / "result.png").is_file():
         return run_dir / "result.png"
     return resume(run_dir, device, progress, {"steps": config.steps}).result_image

@@ -22,6 +22,10 @@ class TrainConfig:
     preset: str = _opt("sincut", "Recipe the other defaults come from.")
     steps: int | None = _opt(100_000, "Total training steps (sincut: 100,000; cut/fastcut: --epochs x the larger "
                              "folder's image count).", resumable=True, min=1)
+    minutes: float | None = _opt(None, "Train for this wall-clock budget instead of a step count: the steps are "
+                                       "sized after the first steps' timing so the lr decay ends in time "
+                                       "(evaluations and the final outputs included); the run's config then "
+                                       "records the steps.", min=0.1)
     epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 200, fastcut: 200); ignored when --steps is given.",
                               resumable=True, min=1)
     decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay to zero.", min=0.0, max=1.0)
@@ -35,6 +39,8 @@ class TrainConfig:
     discriminator: str = _opt("stylegan2", "Discriminator architecture.", choices=("stylegan2", "patchgan"))
     ngf: int = _opt(10, "Generator width (sincut: channel table scale).", min=1)
     ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
+    residual: bool = _opt(False, "Generator outputs its input plus a learned change that starts at zero "
+                                 "(the quick recipe); off in the paper's networks.")
     n_blocks: int = _opt(6, "Generator residual blocks (sincut: split between encoder and decoder).", min=2)
     init_gain: float = _opt(0.02, "Xavier init gain of the ResNet/PatchGAN nets and of F.", min=0.0)
     gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"))
@@ -92,8 +98,8 @@ class TrainConfig:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be <= {hi}, got {value}")
         if self.discriminator == "stylegan2" and self.crop_size & (self.crop_size - 1):
             raise ValueError(f"--crop-size must be a power of two, got {self.crop_size}")
-        if self.steps is None and self.epochs is None:
-            raise ValueError("give --steps or --epochs")
+        if self.steps is None and self.epochs is None and self.minutes is None:
+            raise ValueError("give --steps, --epochs or --minutes")
         if self.generator == "resnet" and self.crop_size > self.load_size:
             raise ValueError(f"--crop-size ({self.crop_size}) must not exceed --load-size ({self.load_size})")
         if self.zoom_min > self.zoom_max:
@@ -140,8 +146,13 @@ _DATASET = dict(
     lambda_gan=1.0, lambda_identity=0.0, nce_layers=(0, 4, 8, 12, 16), num_patches=256,
     nce_negatives_from_minibatch=False, r1_gamma=0.0,
 )
+# The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
+# terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1;
+# each value measured with benchmarks/quality.py (README: "The quick recipe").
+QUICK = dict(steps=None, minutes=8.0, residual=True, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16)
 PRESETS: dict[str, dict[str, Any]] = {
     "sincut": {},  # the paper's single-image recipe: the dataclass defaults
+    "quick": QUICK,  # single-image, a painted result in minutes on a CPU
     "cut": {**_DATASET, "lambda_nce": 1.0, "nce_identity": True, "decay_start": 0.5},  # 100 + 100 epochs
     "fastcut": {**_DATASET, "lambda_nce": 10.0, "nce_identity": False, "flip_equivariance": True,
                 "decay_start": 0.75},  # 150 + 50 epochs
@@ -153,6 +164,12 @@ def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:
     """The preset's values with the given overrides; validated."""
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    length = {k: overrides[k] for k in ("steps", "epochs", "minutes") if overrides.get(k) is not None}
+    if "minutes" in length and len(length) > 1:
+        raise ValueError("--minutes sets the run's length itself; give it without --steps or --epochs")
+    # One way to say how long: the given one replaces the preset's (a preset may size runs by minutes).
+    if length:
+        overrides = {"steps": None, "epochs": None, "minutes": None, **overrides}
     cfg = TrainConfig(**{**PRESETS[preset], **overrides, "preset": preset})
     cfg.nce_layers = tuple(cfg.nce_layers)
     cfg.validate()

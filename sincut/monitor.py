@@ -51,13 +51,14 @@ class RunMonitor:
         interval = self.config.eval_every or self.config.preview_every
         return step % interval == 0 or step == self.config.steps
 
-    def evaluate(self, step: int, translated: Tensor, state: Callable[[], dict]) -> Quality:
-        """Measure `translated` (G's output for the whole source at this step); save it if best."""
+    def evaluate(self, step: int, translated: Tensor, state: Callable[[], dict], candidate: bool = True) -> Quality:
+        """Measure `translated` (G's output for the whole source at this step); save it if best.
+        `candidate=False` records the figures only (the untrained model's, as a starting point)."""
         t0 = time.perf_counter()
         quality = self.reference.evaluate(translated, self.source)
         figures = {k: v for k, v in quality.to_dict().items() if k != "pairs"}
         key = selection_key(figures, self.config.select_by, self.config.select_min_ssim)
-        best = key is not None and (self.best_key is None or key < self.best_key)
+        best = candidate and key is not None and (self.best_key is None or key < self.best_key)
         if best:
             save_best_checkpoint(self.run, step, state(), figures)
             save_image(translated, self.run / BEST_IMAGE)

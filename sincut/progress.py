@@ -14,7 +14,7 @@ from rich.table import Table
 class TrainingProgress(Protocol):
     """What the training loop tells the outside world. All methods are cheap and optional to act on."""
 
-    def start(self, total_steps: int, first_step: int) -> None: ...
+    def start(self, total_steps: int | None, first_step: int) -> None: ...  # None: not known yet (--minutes)
     def step(self, step: int, losses: dict[str, float] | None) -> None: ...
     def note(self, message: str) -> None: ...
     def finish(self) -> None: ...
@@ -24,7 +24,7 @@ class TrainingProgress(Protocol):
 class SilentProgress:
     """For library use and tests: records nothing, prints nothing."""
 
-    def start(self, total_steps: int, first_step: int) -> None: ...
+    def start(self, total_steps: int | None, first_step: int) -> None: ...
     def step(self, step: int, losses: dict[str, float] | None) -> None: ...
     def note(self, message: str) -> None: ...
     def finish(self) -> None: ...
@@ -57,7 +57,11 @@ class RichProgress:
         self._first = 0
         self.smoothed: dict[str, float] = {}
 
-    def start(self, total_steps: int, first_step: int) -> None:
+    def start(self, total_steps: int | None, first_step: int) -> None:
+        if self.task is not None:  # --minutes: the total became known after the first timed steps
+            self._total = total_steps
+            self.bar.update(self.task, total=total_steps)
+            return
         self._t0 = time.perf_counter()
         self._first = first_step
         self._total = total_steps
@@ -79,8 +83,9 @@ class RichProgress:
             self.smoothed = smooth(self.smoothed, losses)
             fields["losses"] = "avg " + format_losses(self.smoothed)
             if not self.live:
-                eta = (self._total - done) * elapsed / max(n, 1)
-                self.console.print(f"step {done}/{self._total}  {rate}  eta {eta:.0f} s  {fields['losses']}",
+                total = self._total if self._total is not None else "?"
+                eta = f"{(self._total - done) * elapsed / max(n, 1):.0f} s" if self._total is not None else "?"
+                self.console.print(f"step {done}/{total}  {rate}  eta {eta}  {fields['losses']}",
                                    highlight=False, soft_wrap=True)
         self.bar.update(self.task, completed=done, **fields)
 
@@ -182,7 +187,7 @@ class RichBatchProgress:
         self.live = False
         self.pairs = self.steps = None
 
-    def start(self, total_pairs: int, steps_per_pair: int) -> None:
+    def start(self, total_pairs: int, steps_per_pair: int | None) -> None:
         self.live = self.console.is_terminal
         if self.live:
             self.bar.start()
@@ -220,7 +225,7 @@ class _PairSteps(SilentProgress):
     def __init__(self, owner: RichBatchProgress) -> None:
         self.owner = owner
 
-    def start(self, total_steps: int, first_step: int) -> None:
+    def start(self, total_steps: int | None, first_step: int) -> None:
         self.owner.bar.update(self.owner.steps, total=total_steps, completed=first_step)
 
     def step(self, step: int, losses: dict[str, float] | None) -> None:

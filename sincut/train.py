@@ -34,6 +34,8 @@ from .report import save_inputs, write_report
 from .translate import translate_tensor
 
 PREVIEW_HEIGHT = 384
+CALIBRATION_STEPS = 8  # --minutes: steps timed (after the first, which pays one-off costs) to size the run
+UNSIZED_STEPS = 10**9  # --minutes: the step count until it is sized; the lr stays constant meanwhile
 
 
 @dataclass
@@ -53,6 +55,15 @@ def lr_factor(step: int, total: int, decay_start: float) -> float:
     if step < start:
         return 1.0
     return max(0.0, (total - step) / max(1, total - start))
+
+
+def steps_for_budget(done: int, seconds_left: float, seconds_per_step: float, seconds_per_eval: float,
+                     evaluations: int) -> int:
+    """Total steps that fit a wall-clock budget: the steps still to come, `evaluations` periodic
+    evaluations (with their previews), and about three evaluations' worth at the end (the last
+    evaluation, result.png and the report)."""
+    spare = seconds_left - (evaluations + 3) * seconds_per_eval
+    return done + max(1, int(spare / seconds_per_step))
 
 
 def capture_rng(sampler_rng: torch.Generator) -> dict:
@@ -265,7 +276,7 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
 
 def with_concrete_steps(config: TrainConfig, data: SingleImagePair | FolderPairs) -> TrainConfig:
     """Dataset mode without --steps: --epochs x steps per epoch, fixed (and saved) for the whole run."""
-    if config.steps is not None:
+    if config.steps is not None or config.epochs is None:  # --minutes: sized by _fit
         return config
     return dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
 
@@ -274,6 +285,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
           out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
     """Train a model that repaints SOURCE in TARGET's look (two images), or domain A in domain B's
     (two folders); write everything into `out`."""
+    started = time.perf_counter()  # --minutes counts from here
     world, device = init_from_env(device)
     progress = progress if (progress and world.is_main) else SilentProgress()
     try:
@@ -287,7 +299,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
             atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
             atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
         trainer = Trainer.build(config, data, device, world)
-        return _fit(trainer, run, 0, progress)
+        return _fit(trainer, run, 0, progress, started)
     finally:
         shutdown(world)
 
@@ -325,7 +337,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
         except ValueError as e:
             raise UserError(f"{run}: {e}") from None
         start = int(state["step"]) if state else 0
-        if start >= config.steps:
+        if config.steps is not None and start >= config.steps:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
         check_device_support(config, device)
@@ -363,15 +375,28 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]
     return losses
 
 
-def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) -> TrainResult:
-    """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop."""
+def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
+         started: float | None = None) -> TrainResult:
+    """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop.
+
+    With --minutes (config.steps None) the loop first evaluates the untrained model (timing an
+    evaluation), runs CALIBRATION_STEPS timed steps at the constant lr, then fixes the step count
+    that fits the budget and records it in config.json, so a resume continues the same schedule.
+    """
     config = trainer.config
     main = trainer.world.is_main
     t_start = time.perf_counter()
+    started = t_start if started is None else started
+    sizing = config.steps is None
+    if sizing:
+        if trainer.world.active:
+            raise UserError("--minutes sizes a run from one process's timing; under torchrun give --steps")
+        trainer.config = config = dataclasses.replace(config, steps=UNSIZED_STEPS)
     what = f"resuming at step {start}" if start else "training"
     processes = f" x {trainer.world.size} processes" if trainer.world.active else ""
     device = next(unwrap(trainer.G).parameters()).device
-    progress.note(f"sincut {what}: preset {config.preset}, {config.steps:,} steps, batch {config.batch_size}{processes}"
+    length = f"{config.minutes:g} minutes" if sizing else f"{config.steps:,} steps"
+    progress.note(f"sincut {what}: preset {config.preset}, {length}, batch {config.batch_size}{processes}"
                   f" x {config.crop_size} px, on {device.type}; run directory {run}")
     source, target = (im.to(device) for im in trainer.data.preview_images())
     if main:
@@ -383,17 +408,47 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
         write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
         return write_preview(run / "latest.png", source, translated, target)
 
+
+    def size_run(done: int, timed_from: float) -> None:
+        """--minutes: fix the total steps from the sustained step time so far; one preview and
+        evaluation per minute of the budget."""
+        nonlocal config, sizing
+        per_step = (time.perf_counter() - timed_from) / max(1, done - start - 1)
+        left = config.minutes * 60 - (time.perf_counter() - started)
+        evaluations = max(1, round(config.minutes))
+        total = steps_for_budget(done, left, per_step, seconds_per_eval, evaluations)
+        every = max(1, (total - done) // evaluations)
+        config = dataclasses.replace(config, steps=total, preview_every=every, eval_every=0)
+        trainer.config = monitor.config = config
+        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        progress.start(total, done)
+        progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
+                      f"a preview and evaluation every {every:,}")
+        sizing = False
+
     losses: dict[str, float] = {}
-    progress.start(config.steps, start)
+    progress.start(None if sizing else config.steps, start)
+    seconds_per_eval = 0.0
+    if sizing:  # the starting point, and what one evaluation costs on this machine
+        t0 = time.perf_counter()
+        monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
+        seconds_per_eval = time.perf_counter() - t0
     log_path = run / "log.jsonl" if main else Path(os.devnull)
+    timed_from = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
         try:
-            for step in range(start, config.steps):
+            step = start
+            while step < config.steps:
                 t0 = time.perf_counter()
                 parts = trainer.step(step)
                 done = step + 1
-                logging = done % config.log_every == 0 or done == config.steps or step == start
+                if done == start + 1:
+                    timed_from = time.perf_counter()  # the first step pays one-off costs
                 checkpointing = done % config.checkpoint_every == 0 or stop.requested
+                if sizing and (done == start + 1 + CALIBRATION_STEPS or checkpointing):
+                    size_run(done, timed_from)  # before any checkpoint, which must hold the real total
+                    checkpointing = done % config.checkpoint_every == 0 or stop.requested
+                logging = done % config.log_every == 0 or done == config.steps or step == start
                 if logging or checkpointing:  # the only host-device syncs of a step
                     losses = _check_finite(parts, done)
                 if logging:
@@ -414,6 +469,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
                         preview(done, translated)
                     if monitor.due(done):
                         monitor.evaluate(done, translated, trainer.state)
+                step = done
         finally:
             progress.finish()
 

@@ -18,7 +18,8 @@ def build_generator(config: Any) -> nn.Module:
     """G for a TrainConfig (or anything with the same fields)."""
     if config.generator == "resnet":
         return ResnetGenerator(ngf=config.ngf, n_blocks=config.n_blocks, init_gain=config.init_gain)
-    return Generator(ngf=config.ngf, crop_size=config.crop_size, n_blocks=config.n_blocks)
+    return Generator(ngf=config.ngf, crop_size=config.crop_size, n_blocks=config.n_blocks,
+                     residual=config.residual)
 
 
 def build_discriminator(config: Any) -> nn.Module:

@@ -39,7 +39,8 @@ class Generator(EncoderFeatures, nn.Module):
     The output has no tanh, as in the paper's model; clamp to [-1, 1] only when saving images.
     """
 
-    def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1) -> None:
+    def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1,
+                 residual: bool = False) -> None:
         super().__init__()
         ch = generator_widths(ngf)
         res = _table_resolution(crop_size)
@@ -58,6 +59,11 @@ class Generator(EncoderFeatures, nn.Module):
         self.upsample = nn.ModuleList(ups)
         self.to_rgb = ConvLayer(ch[res], 3, 1)
         self.stride = 2**n_downsampling
+        # Residual output (the `quick` recipe): G returns input + change, and the change starts at exactly
+        # zero, so training begins from the photo itself instead of a blurred, grey copy of it.
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.to_rgb.weight)
 
     def noise_scales(self) -> list[int]:
         """Downscale factor of each upsampling layer's output (its noise map) relative to G's output."""
@@ -79,6 +85,7 @@ class Generator(EncoderFeatures, nn.Module):
         `generator`: tiled inference crops one image-wide map so every pixel gets the same noise in any tiling.
         """
         feats = []
+        image = x
         for i, layer in enumerate(self.encoder):
             x = layer(x)
             if i in layers:
@@ -86,7 +93,8 @@ class Generator(EncoderFeatures, nn.Module):
         x = self.decoder_blocks(x)
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
-        return self.to_rgb(x), feats
+        out = self.to_rgb(x)
+        return (image + out if self.residual else out), feats
 
 
 class Discriminator(nn.Module):

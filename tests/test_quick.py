@@ -1,0 +1,68 @@
+"""The quick recipe and wall-clock budgets: a generator that starts as the identity, `--minutes`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sincut.cli import main
+from sincut.config import make_config
+from sincut.nets import Generator
+from sincut.train import CALIBRATION_STEPS, steps_for_budget
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="sincut")
+
+
+def test_residual_generator_starts_as_the_identity():
+    torch.manual_seed(0)
+    G = Generator(ngf=2, crop_size=32, n_blocks=4, residual=True)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    out, _ = G(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, x)
+    # and it can learn: the zero layer gets a gradient, so the first step moves the output
+    (out - 0.5).pow(2).mean().backward()
+    assert G.to_rgb.weight.grad.abs().sum() > 0
+
+
+def test_steps_for_budget_by_hand():
+    # 100 s left, 5 evaluations + 3 at the end at 2 s each -> 84 s of steps at 0.5 s -> 168 more
+    assert steps_for_budget(9, 100.0, 0.5, 2.0, 5) == 9 + 168
+    assert steps_for_budget(9, 1.0, 0.5, 2.0, 5) == 10  # over budget already: one more step, never zero
+
+
+def test_one_way_to_say_how_long():
+    assert make_config("quick").steps is None and make_config("quick").minutes == 8.0
+    cfg = make_config("quick", steps=50)
+    assert cfg.steps == 50 and cfg.minutes is None
+    cfg = make_config("sincut", minutes=3)
+    assert cfg.steps is None and cfg.minutes == 3
+    with pytest.raises(ValueError, match="--minutes"):
+        make_config("sincut", minutes=3, steps=10)
+
+
+def test_train_for_minutes_sizes_and_records_the_steps(tiny_pair, tmp_path: Path):
+    src, tgt = tiny_pair
+    out = tmp_path / "run"
+    result = run("train", src, tgt, "--out", out, "--preset", "quick", "--minutes", "0.25", "--crop-size", "32",
+                 "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    steps = config["steps"]
+    assert isinstance(steps, int) and steps > 1 + CALIBRATION_STEPS and config["minutes"] == 0.25
+    assert config["preview_every"] == max(1, (steps - 1 - CALIBRATION_STEPS) // 1)
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["step"] == 0 and not metrics[0]["best"]  # the starting point, never chosen as best
+    assert metrics[0]["ssim"] == pytest.approx(1.0)  # the residual G starts as the photo itself
+    assert metrics[-1]["step"] == steps
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == steps
+    assert log[0]["lr"] == config["lr"] and log[-1]["lr"] < config["lr"]  # the decay ends with the budget
+    assert (out / "result.png").is_file()
+    ckpt = torch.load(sorted((out / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
+    assert ckpt["config"]["steps"] == steps  # resume continues the sized schedule
