@@ -24,6 +24,7 @@ import importlib.util
 import os
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,12 +89,15 @@ class Inception:
         return x[0].flatten(1).T.double()
 
     @torch.inference_mode()
-    def pool_features(self, images: Tensor) -> Tensor:
-        """[N, 3, H, W] in [-1, 1] -> [N, 2048] pool features (resized to 299 x 299), float64."""
-        x = self.network_input(images)
-        if tuple(x.shape[-2:]) != (FID_SIZE, FID_SIZE):
-            x = F.interpolate(x, size=(FID_SIZE, FID_SIZE), mode="bilinear", align_corners=False)
-        return self.module(x).double()
+    def pool_features(self, images: Sequence[Tensor], batch: int = 8) -> Tensor:
+        """[1, 3, H, W] images in [-1, 1], any sizes -> [N, 2048] pool features, float64.
+
+        Each image is resized to 299 x 299 first, so they go through the network in batches.
+        """
+        resized = [F.interpolate(self.network_input(im), size=(FID_SIZE, FID_SIZE), mode="bilinear",
+                                 align_corners=False) for im in images]
+        return torch.cat([self.module(torch.cat(resized[i:i + batch])).double()
+                          for i in range(0, len(resized), batch)])
 
 
 @functools.lru_cache(maxsize=2)

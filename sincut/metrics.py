@@ -57,8 +57,6 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601
 MIN_SIDE = max(SMALLEST_LEVEL, SSIM_WINDOW)
 
-FID_KID_NOTE = ("FID/KID are not computed: they need an Inception network's weights on this machine, and "
-                "sincut never downloads anything (see README, 'Measuring quality').")
 
 
 @dataclass(frozen=True)
@@ -303,6 +301,28 @@ def frechet_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tenso
     return max(0.0, float(value))  # rounding can dip below 0 for identical Gaussians
 
 
+def frechet_distance_of_samples(a: Tensor, b: Tensor) -> float:
+    """frechet_distance of the Gaussians fitted (gaussian_fit) to samples a [n, d] and b [m, d].
+
+    With fewer samples than dimensions (FID on a few images: 2048-d features) it works in sample
+    space: for centred X, Y, cov_a = X^T X / (n-1), cov_b = Y^T Y / (m-1), and the nonzero eigenvalues
+    of cov_a cov_b are the squared singular values of X Y^T / sqrt((n-1)(m-1)), so
+    tr (cov_a cov_b)^(1/2) is that matrix's nuclear norm: an n x m SVD instead of d x d eigen-problems.
+    """
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    if min(n, m) >= d:
+        return frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
+    if n < 2 or m < 2:
+        raise ValueError(f"a Gaussian fit needs at least 2 samples, got {n} and {m}")
+    a, b = a.double(), b.double()
+    x, y = a - a.mean(dim=0), b - b.mean(dim=0)
+    scale = ((n - 1) * (m - 1)) ** 0.5
+    trace_sqrt = torch.linalg.svdvals(x @ y.T).sum() / scale
+    value = ((a.mean(dim=0) - b.mean(dim=0)).square().sum() + x.square().sum() / (n - 1)
+             + y.square().sum() / (m - 1) - 2 * trace_sqrt)
+    return max(0.0, float(value))
+
+
 def sifid(output: Tensor, target: Tensor, network: Inception | None = None) -> float:
     """Single-image FID (Shaham et al. 2019) of OUTPUT against TARGET, lower is closer.
 
@@ -364,6 +384,14 @@ def kernel_inception_distance(a: Tensor, b: Tensor, subset_size: int = KID_SUBSE
     return total / subsets
 
 
+def sifid_files(outputs: Sequence[Path], target: Path, network: Inception) -> list[float]:
+    """SIFID of each OUTPUT file against one TARGET file (TARGET's Gaussian fitted once)."""
+    from .data.images import load_image
+
+    reference = SifidReference(load_image(target), network)
+    return [reference.distance(load_image(p)) for p in outputs]
+
+
 def fid_kid_files(outputs: Sequence[Path], targets: Sequence[Path], network: Inception) -> tuple[float, float]:
     """(FID, KID) of two image sets on the 2048-d pool features (images resized to 299 x 299)."""
     from .data.images import load_image
@@ -371,8 +399,8 @@ def fid_kid_files(outputs: Sequence[Path], targets: Sequence[Path], network: Inc
     if len(outputs) < 2 or len(targets) < 2:
         raise UserError(f"FID/KID compare two folders of at least 2 images each, got {len(outputs)} outputs "
                         f"and {len(targets)} targets; pass larger folders")
-    features = [torch.cat([network.pool_features(load_image(p)) for p in paths]) for paths in (outputs, targets)]
-    fid = frechet_distance(*gaussian_fit(features[0]), *gaussian_fit(features[1]))
+    features = [network.pool_features([load_image(p) for p in paths]) for paths in (outputs, targets)]
+    fid = frechet_distance_of_samples(features[0], features[1])
     return fid, kernel_inception_distance(features[0], features[1])
 
 

