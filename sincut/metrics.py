@@ -67,14 +67,18 @@ class Quality:
     ssim: float
     edge_correlation: float
     pairs: int = 1
+    sifid: float | None = None  # only where the FID Inception network is installed
     style_distance: float = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "style_distance", sum(self.style_levels) / len(self.style_levels))
 
     def to_dict(self) -> dict:
-        return {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
-                "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
+        figures = {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
+                   "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
+        if self.sifid is not None:
+            figures["sifid"] = self.sifid
+        return figures
 
 
 def to_unit_range(image: Tensor) -> Tensor:
@@ -409,16 +413,19 @@ def fid_kid_files(outputs: Sequence[Path], targets: Sequence[Path], network: Inc
 def selection_key(quality: dict, select_by: str, min_ssim: float) -> float | None:
     """Lower is better; None when this evaluation may not become `best`.
 
-    style: lowest style distance among evaluations whose SSIM is at least `min_ssim` (a translation
-    that has lost the source's content must not win on style alone); ssim, edges: highest value.
+    style, sifid: lowest style distance or SIFID among evaluations whose SSIM is at least `min_ssim`
+    (a translation that has lost the source's content must not win on style alone); an evaluation
+    without SIFID (no network) is never chosen by it. ssim, edges: highest value.
     """
     if select_by == "style":
         return quality["style_distance"] if quality["ssim"] >= min_ssim else None
+    if select_by == "sifid":
+        return quality.get("sifid") if quality["ssim"] >= min_ssim else None
     if select_by == "ssim":
         return -quality["ssim"]
     if select_by == "edges":
         return -quality["edge_correlation"]
-    raise ValueError(f"--select-by must be style, ssim or edges, got {select_by!r}")
+    raise ValueError(f"--select-by must be style, sifid, ssim or edges, got {select_by!r}")
 
 
 # ---------------------------------------------------------------- files and folders (`sincut eval`)

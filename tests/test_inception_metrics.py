@@ -226,3 +226,36 @@ def test_eval_folders_give_fid_and_kid_on_the_pool_features(network, small_pair,
     assert figures["kid"] == pytest.approx(M.mmd_unbiased(feats[:2], feats[2:]), rel=1e-6)
     assert figures["fid"] > 1.0
     assert figures["sifid_per_image"] is None  # SIFID needs one --style image
+
+
+# ---------------------------------------------------------------- during training
+
+def test_training_logs_sifid_and_selects_best_by_it(network, small_pair, tmp_path):
+    from sincut.data.images import load_image
+    from sincut.translate import load_generator, translate_tensor
+
+    from .conftest import TINY_TRAIN
+
+    out = tmp_path / "run"
+    result = run("train", *small_pair, "--out", out, *TINY_TRAIN, "--eval-every", "1", "--select-by", "sifid",
+                 "--select-min-ssim", "0")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and all(r["sifid"] > 0 for r in rows)
+    G, config, step = load_generator(out, torch.device("cpu"), "latest")
+    translated = translate_tensor(G, load_image(small_pair[0]), seed=config.seed)
+    assert rows[-1]["sifid"] == pytest.approx(M.sifid(translated, load_image(small_pair[1]), network), rel=1e-6)
+    winner = min(rows, key=lambda r: r["sifid"])
+    assert torch.load(out / "checkpoints" / "best.pt", weights_only=True)["step"] == winner["step"]
+    assert "SIFID" in (out / "report.html").read_text() and "lowest SIFID" in (out / "report.html").read_text()
+
+
+def test_select_by_sifid_without_the_network_is_one_line_before_training(small_pair, tmp_path, monkeypatch):
+    import sincut.inception as inception
+
+    monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
+    result = run("train", *small_pair, "--out", tmp_path / "run", "--select-by", "sifid", "--device", "cpu")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--select-by sifid" in lines[0] and 'pip install "sincut[metrics]"' in lines[0]
+    assert not (tmp_path / "run").exists()
