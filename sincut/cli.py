@@ -390,38 +390,71 @@ def export(model: Path, out: Path, fmt: str) -> None:
               help="TARGET: the image (or folder of images) whose look OUTPUT should have.")
 @click.option("--content", "source", type=click.Path(path_type=Path), required=True,
               help="SOURCE: the image OUTPUT was translated from (a folder when OUTPUT is one; same names).")
+@click.option("--inception", "inception_path", type=click.Path(path_type=Path), default=None,
+              help="The FID Inception TorchScript file for SIFID/FID/KID [default: the one "
+                   'pip install "sincut[metrics]" installs].')
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
-def evaluate(output: Path, target: Path, source: Path, as_json: bool) -> None:
-    """Measure a translation: style distance to TARGET, content kept from SOURCE.
+def evaluate(output: Path, target: Path, source: Path, inception_path: Path | None, as_json: bool) -> None:
+    """Measure a translation: style distance and SIFID to TARGET, content kept from SOURCE.
 
     OUTPUT and --content are image files, or folders whose images share names (as `sincut translate`
     writes them); --style is a file or a folder. Folders: style compares all outputs with all targets,
-    content figures are averaged over the pairs.
+    content figures are averaged over the pairs. SIFID (one TARGET image) is given per output; FID and
+    KID compare an OUTPUT folder with a --style folder. These three need the FID Inception network.
     """
     import json
 
-    from .metrics import FID_KID_NOTE, evaluate_files, match_pairs
+    from .inception import INSTALL_HINT, load_inception
+    from .metrics import evaluate_files, fid_kid_files, match_pairs, sifid_files
     from .translate import expand_inputs
 
     pairs = match_pairs(output, source)
     if not target.exists():
         raise UserError(f"{target}: no such file or folder; check the --style path")
     targets = [f for f, _ in expand_inputs([target])]
+    network = load_inception(inception_path)
     quality = evaluate_files(pairs, targets)
     folders = output.is_dir()
+    outputs = [o for o, _ in pairs]
+    per_image = sifid_files(outputs, targets[0], network) if network and not target.is_dir() else None
+    fid = kid = None
+    fid_note = None
+    if folders and target.is_dir() and network:
+        if min(len(outputs), len(targets)) >= 2:
+            fid, kid = fid_kid_files(outputs, targets, network)
+        else:
+            fid_note = (f"FID/KID skipped: they need at least 2 images in OUTPUT and in --style, got "
+                        f"{len(outputs)} and {len(targets)}.")
+    sifid = sum(per_image) / len(per_image) if per_image else None
     if as_json:
         figures = quality.to_dict()
+        figures["sifid"] = sifid
         if folders:
-            figures.update(fid=None, kid=None)
+            figures["sifid_per_image"] = (None if per_image is None else
+                                          {str(o.relative_to(output)): v for o, v in zip(outputs, per_image)})
+            figures.update(fid=fid, kid=kid)
         click.echo(json.dumps(figures, indent=2))
     else:
         from rich.console import Console
+        from rich.markup import escape
 
         from .progress import quality_table
 
-        Console().print(quality_table(quality, f"{output}  (style: {target}, content: {source})"))
-    if folders:
-        click.echo(FID_KID_NOTE, err=True)
+        rows = []
+        if per_image is not None:
+            label = "SIFID (Inception Conv2d_4a, 256 px)" + (", mean" if folders else "")
+            rows.append((f"[bold]{label}", f"[bold]{sifid:.3f}", "lower (0 = same)"))
+            if folders:
+                rows += [(f"SIFID, {escape(str(o.relative_to(output)))}", f"{v:.3f}", "lower")
+                         for o, v in zip(outputs, per_image)]
+        if fid is not None:
+            rows += [("[bold]FID (pool, 299 px)", f"[bold]{fid:.3f}", "lower"),
+                     ("[bold]KID (pool, 299 px)", f"[bold]{kid:.5f}", "lower")]
+        Console().print(quality_table(quality, f"{output}  (style: {target}, content: {source})", rows))
+    if network is None:
+        click.echo(INSTALL_HINT, err=True)
+    elif fid_note:
+        click.echo(fid_note, err=True)
 
 
 @main.command()

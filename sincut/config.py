@@ -76,10 +76,12 @@ class TrainConfig:
     # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
     eval_every: int = _opt(0, "Steps between quality measurements of the full-resolution translation "
                               "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0)
-    select_by: str = _opt("style", "What picks checkpoints/best.pt: style (lowest style distance among "
-                                   "evaluations with SSIM >= --select-min-ssim), ssim or edges (highest).",
-                          choices=("style", "ssim", "edges"), resumable=True)
-    select_min_ssim: float = _opt(0.5, "Content SSIM an evaluation needs to be chosen by --select-by style.",
+    select_by: str = _opt("style", "What picks checkpoints/best.pt: style or sifid (lowest style distance or "
+                                   "SIFID among evaluations with SSIM >= --select-min-ssim; sifid needs "
+                                   "sincut[metrics]), ssim or edges (highest).",
+                          choices=("style", "sifid", "ssim", "edges"), resumable=True)
+    select_min_ssim: float = _opt(0.5, "Content SSIM an evaluation needs to be chosen by --select-by style "
+                                       "or sifid.",
                                   resumable=True, min=0.0, max=1.0)
 
     def validate(self) -> None:

@@ -33,7 +33,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,9 @@ from PIL import Image
 from torch import Tensor
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .inception import Inception
 
 SMALLEST_LEVEL = 16        # px: the pyramid stops before the smaller side drops below this
 PATCH = 7                  # neighbourhood side
@@ -54,8 +57,6 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601
 MIN_SIDE = max(SMALLEST_LEVEL, SSIM_WINDOW)
 
-FID_KID_NOTE = ("FID/KID are not computed: they need an Inception network's weights on this machine, and "
-                "sincut never downloads anything (see README, 'Measuring quality').")
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,18 @@ class Quality:
     ssim: float
     edge_correlation: float
     pairs: int = 1
+    sifid: float | None = None  # only where the FID Inception network is installed
     style_distance: float = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "style_distance", sum(self.style_levels) / len(self.style_levels))
 
     def to_dict(self) -> dict:
-        return {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
-                "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
+        figures = {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
+                   "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
+        if self.sifid is not None:
+            figures["sifid"] = self.sifid
+        return figures
 
 
 def to_unit_range(image: Tensor) -> Tensor:
@@ -267,21 +272,160 @@ class StyleReference:
         return Quality(tuple(style_distance_levels(out, self.descriptors)), s, e)
 
 
+# ---------------------------------------------------------------- Inception figures: SIFID, FID, KID
+
+def gaussian_fit(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and unbiased covariance (divisor n - 1, as numpy.cov) of [n, d] samples, float64."""
+    if features.shape[0] < 2:
+        raise ValueError(f"a Gaussian fit needs at least 2 samples, got {features.shape[0]}")
+    x = features.double()
+    mean = x.mean(dim=0)
+    centred = x - mean
+    return mean, centred.T @ centred / (x.shape[0] - 1)
+
+
+def _psd_sqrt(matrix: Tensor) -> Tensor:
+    """Square root of a symmetric positive semi-definite matrix by eigen-decomposition (float64)."""
+    values, vectors = torch.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def frechet_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> float:
+    """Squared Frechet (2-Wasserstein) distance between N(mean_a, cov_a) and N(mean_b, cov_b):
+    |mean_a - mean_b|^2 + tr(cov_a + cov_b - 2 (cov_a cov_b)^(1/2)).
+
+    tr((A B)^(1/2)) is taken as the sum of the square roots of the eigenvalues of the symmetric
+    A^(1/2) B A^(1/2) (same eigenvalues as A B), so no general matrix square root (SciPy) is needed.
+    """
+    mean_a, cov_a, mean_b, cov_b = (t.double() for t in (mean_a, cov_a, mean_b, cov_b))
+    root_a = _psd_sqrt(cov_a)
+    middle = root_a @ cov_b @ root_a
+    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    value = (mean_a - mean_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * trace_sqrt
+    return max(0.0, float(value))  # rounding can dip below 0 for identical Gaussians
+
+
+def frechet_distance_of_samples(a: Tensor, b: Tensor) -> float:
+    """frechet_distance of the Gaussians fitted (gaussian_fit) to samples a [n, d] and b [m, d].
+
+    With fewer samples than dimensions (FID on a few images: 2048-d features) it works in sample
+    space: for centred X, Y, cov_a = X^T X / (n-1), cov_b = Y^T Y / (m-1), and the nonzero eigenvalues
+    of cov_a cov_b are the squared singular values of X Y^T / sqrt((n-1)(m-1)), so
+    tr (cov_a cov_b)^(1/2) is that matrix's nuclear norm: an n x m SVD instead of d x d eigen-problems.
+    """
+    n, m, d = a.shape[0], b.shape[0], a.shape[1]
+    if min(n, m) >= d:
+        return frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
+    if n < 2 or m < 2:
+        raise ValueError(f"a Gaussian fit needs at least 2 samples, got {n} and {m}")
+    a, b = a.double(), b.double()
+    x, y = a - a.mean(dim=0), b - b.mean(dim=0)
+    scale = ((n - 1) * (m - 1)) ** 0.5
+    trace_sqrt = torch.linalg.svdvals(x @ y.T).sum() / scale
+    value = ((a.mean(dim=0) - b.mean(dim=0)).square().sum() + x.square().sum() / (n - 1)
+             + y.square().sum() / (m - 1) - 2 * trace_sqrt)
+    return max(0.0, float(value))
+
+
+def sifid(output: Tensor, target: Tensor, network: Inception | None = None) -> float:
+    """Single-image FID (Shaham et al. 2019) of OUTPUT against TARGET, lower is closer.
+
+    Both are [1, 3, H, W] in [-1, 1] (sincut's convention), sizes may differ. Each is resized to a
+    shorter side of 256 px; the Frechet distance is taken between Gaussians fitted to the 192-channel
+    Conv2d_4a_3x3 map of the FID Inception network, every spatial position one sample. `network`
+    defaults to the installed one (`inception.require_inception`: UserError when there is none).
+    """
+    return SifidReference(target, network).distance(output)
+
+
+class SifidReference:
+    """TARGET's Gaussian fitted once, for repeated SIFID evaluations (training, folders)."""
+
+    def __init__(self, target: Tensor, network: Inception | None = None) -> None:
+        from .inception import require_inception
+
+        self.network = network if network is not None else require_inception()
+        self.mean, self.cov = gaussian_fit(self.network.sifid_features(target))
+
+    def distance(self, output: Tensor) -> float:
+        mean, cov = gaussian_fit(self.network.sifid_features(output))
+        return frechet_distance(mean, cov, self.mean, self.cov)
+
+
+def polynomial_kernel(a: Tensor, b: Tensor) -> Tensor:
+    """k(x, y) = (x . y / d + 1)^3, the kernel of KID (Binkowski et al. 2018), float64."""
+    return (a.double() @ b.double().T / a.shape[1] + 1.0) ** 3
+
+
+def mmd_unbiased(a: Tensor, b: Tensor) -> float:
+    """Unbiased estimate of the squared MMD between sets a [m, d] and b [n, d] under the cubic
+    polynomial kernel: off-diagonal means of k(a, a) and k(b, b), minus twice the mean of k(a, b)."""
+    m, n = a.shape[0], b.shape[0]
+    if m < 2 or n < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {m} and {n}")
+    k_aa, k_bb, k_ab = polynomial_kernel(a, a), polynomial_kernel(b, b), polynomial_kernel(a, b)
+    within_a = (k_aa.sum() - k_aa.diagonal().sum()) / (m * (m - 1))
+    within_b = (k_bb.sum() - k_bb.diagonal().sum()) / (n * (n - 1))
+    return float(within_a + within_b - 2 * k_ab.mean())
+
+
+KID_SUBSET_SIZE, KID_SUBSETS = 1000, 100
+
+
+def kernel_inception_distance(a: Tensor, b: Tensor, subset_size: int = KID_SUBSET_SIZE,
+                              subsets: int = KID_SUBSETS) -> float:
+    """KID: the unbiased MMD^2 averaged over `subsets` seeded random subsets of min(subset_size, m, n)
+    samples from each set, as in the KID paper; when both sets fit in one subset, the full sets once."""
+    size = min(subset_size, a.shape[0], b.shape[0])
+    if size == a.shape[0] == b.shape[0]:
+        return mmd_unbiased(a, b)
+    gen = _generator(11, size)
+    total = 0.0
+    for _ in range(subsets):
+        ia = torch.randperm(a.shape[0], generator=gen)[:size]
+        ib = torch.randperm(b.shape[0], generator=gen)[:size]
+        total += mmd_unbiased(a[ia], b[ib])
+    return total / subsets
+
+
+def sifid_files(outputs: Sequence[Path], target: Path, network: Inception) -> list[float]:
+    """SIFID of each OUTPUT file against one TARGET file (TARGET's Gaussian fitted once)."""
+    from .data.images import load_image
+
+    reference = SifidReference(load_image(target), network)
+    return [reference.distance(load_image(p)) for p in outputs]
+
+
+def fid_kid_files(outputs: Sequence[Path], targets: Sequence[Path], network: Inception) -> tuple[float, float]:
+    """(FID, KID) of two image sets on the 2048-d pool features (images resized to 299 x 299)."""
+    from .data.images import load_image
+
+    if len(outputs) < 2 or len(targets) < 2:
+        raise UserError(f"FID/KID compare two folders of at least 2 images each, got {len(outputs)} outputs "
+                        f"and {len(targets)} targets; pass larger folders")
+    features = [network.pool_features([load_image(p) for p in paths]) for paths in (outputs, targets)]
+    fid = frechet_distance_of_samples(features[0], features[1])
+    return fid, kernel_inception_distance(features[0], features[1])
+
+
 # ---------------------------------------------------------------- choosing the best checkpoint
 
 def selection_key(quality: dict, select_by: str, min_ssim: float) -> float | None:
     """Lower is better; None when this evaluation may not become `best`.
 
-    style: lowest style distance among evaluations whose SSIM is at least `min_ssim` (a translation
-    that has lost the source's content must not win on style alone); ssim, edges: highest value.
+    style, sifid: lowest style distance or SIFID among evaluations whose SSIM is at least `min_ssim`
+    (a translation that has lost the source's content must not win on style alone); an evaluation
+    without SIFID (no network) is never chosen by it. ssim, edges: highest value.
     """
     if select_by == "style":
         return quality["style_distance"] if quality["ssim"] >= min_ssim else None
+    if select_by == "sifid":
+        return quality.get("sifid") if quality["ssim"] >= min_ssim else None
     if select_by == "ssim":
         return -quality["ssim"]
     if select_by == "edges":
         return -quality["edge_correlation"]
-    raise ValueError(f"--select-by must be style, ssim or edges, got {select_by!r}")
+    raise ValueError(f"--select-by must be style, sifid, ssim or edges, got {select_by!r}")
 
 
 # ---------------------------------------------------------------- files and folders (`sincut eval`)

@@ -1,10 +1,13 @@
 """A training run's quality over time: at each evaluation step, measure the full-resolution
 translation, append it to `metrics.jsonl`, and keep the best step as `checkpoints/best.pt` and
 `best.png`. The loop hands over the translation it already made for the preview (never a second one).
+SIFID joins the figures where the FID Inception network is installed (at 256 px short side, so its
+cost does not grow with the image; TARGET's Gaussian is fitted once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -15,12 +18,21 @@ from torch import Tensor
 from .checkpoint import save_best_checkpoint
 from .config import TrainConfig
 from .data.images import atomic_write, save_image
-from .metrics import Quality, StyleReference, selection_key
+from .errors import UserError
+from .inception import load_inception
+from .metrics import Quality, SifidReference, StyleReference, selection_key
 from .progress import TrainingProgress
 from .report import read_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 BEST_IMAGE = "best.png"
+
+
+def check_selection_possible(config: TrainConfig) -> None:
+    """--select-by sifid without the network could never choose best.pt: say so before training."""
+    if config.select_by == "sifid" and load_inception() is None:
+        raise UserError('--select-by sifid needs the FID Inception network, which sincut never downloads: '
+                        'pip install "sincut[metrics]", or choose --select-by style')
 
 
 class RunMonitor:
@@ -31,6 +43,8 @@ class RunMonitor:
         self.run, self.config, self.progress, self.started = run, config, progress, started
         self.source = source.detach().cpu()
         self.reference = StyleReference(target, tuple(source.shape[-2:]))  # TARGET's patches, sampled once
+        network = load_inception()
+        self.sifid_reference = SifidReference(target, network) if network is not None else None
         self.best_key: float | None = None
         self.best_step: int | None = None
 
@@ -56,6 +70,8 @@ class RunMonitor:
         `candidate=False` records the figures only (the untrained model's, as a starting point)."""
         t0 = time.perf_counter()
         quality = self.reference.evaluate(translated, self.source)
+        if self.sifid_reference is not None:
+            quality = dataclasses.replace(quality, sifid=self.sifid_reference.distance(translated))
         figures = {k: v for k, v in quality.to_dict().items() if k != "pairs"}
         key = selection_key(figures, self.config.select_by, self.config.select_min_ssim)
         best = candidate and key is not None and (self.best_key is None or key < self.best_key)
@@ -68,7 +84,9 @@ class RunMonitor:
                   "elapsed_seconds": round(now - self.started, 2)}
         with open(self.run / METRICS_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        self.progress.metrics(step, {"style": quality.style_distance, "ssim": quality.ssim,
-                                     "edges": quality.edge_correlation})
+        shown = {"style": quality.style_distance, "ssim": quality.ssim, "edges": quality.edge_correlation}
+        if quality.sifid is not None:
+            shown["sifid"] = quality.sifid
+        self.progress.metrics(step, shown)
         return quality
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -112,8 +112,9 @@ def summary_table(rows: list[tuple[str, str]], title: str) -> Table:
     return table
 
 
-def quality_table(quality, title: str) -> Table:
-    """`sincut eval`'s figures (a metrics.Quality): style distance per level and mean, then content."""
+def quality_table(quality, title: str, extra_rows: Sequence[tuple[str, str, str]] = ()) -> Table:
+    """`sincut eval`'s figures (a metrics.Quality): style distance per level and mean, then content,
+    then `extra_rows` (figure, value, better): the Inception figures when the network is there."""
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -125,6 +126,8 @@ def quality_table(quality, title: str) -> Table:
     table.add_row("[bold]style distance (mean)", f"[bold]{quality.style_distance:.4f}", "lower")
     table.add_row("[bold]SSIM (luminance)", f"[bold]{quality.ssim:.4f}", "higher (1 = same)")
     table.add_row("[bold]edge correlation", f"[bold]{quality.edge_correlation:.4f}", "higher (1 = same)")
+    for row in extra_rows:
+        table.add_row(*row)
     if quality.pairs > 1:
         table.add_row("image pairs", str(quality.pairs), "")
     return table

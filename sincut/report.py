@@ -269,13 +269,21 @@ def metric_plot(files: RunFiles) -> Image.Image:
                        [Series("style distance (mean)", steps, [r["style_distance"] for r in m], dots=True)],
                        "step", "sliced Wasserstein distance", mark=style_mark)
     floor = None
-    if cfg.get("select_by", "style") == "style":
+    if cfg.get("select_by", "style") in ("style", "sifid"):
         floor = (float(cfg.get("select_min_ssim", 0.5)), "best-checkpoint SSIM floor")
     content = line_chart("Content kept from SOURCE (higher: more kept)",
                          [Series("SSIM (luminance)", steps, [r["ssim"] for r in m], dots=True),
                           Series("edge correlation", steps, [r["edge_correlation"] for r in m], dots=True)],
                          "step", "similarity", hline=floor)
-    return side_by_side_images([style, content], gap=0)
+    charts = [style, content]
+    with_sifid = [r for r in m if r.get("sifid") is not None]
+    if with_sifid:  # only where the FID Inception network was installed
+        mark = (best["step"], best["sifid"], "best") if best and best.get("sifid") is not None else None
+        charts.insert(1, line_chart("SIFID to TARGET (lower: closer in look)",
+                                    [Series("SIFID", [r["step"] for r in with_sifid],
+                                            [r["sifid"] for r in with_sifid], dots=True)],
+                                    "step", "SIFID (Conv2d_4a, 256 px)", mark=mark))
+    return side_by_side_images(charts, gap=0)
 
 
 def history_tiles(files: RunFiles, height: int) -> list[tuple[int, Image.Image]]:
@@ -334,16 +342,19 @@ def quality_rows(files: RunFiles) -> list[tuple[str, str, str]]:
     for i in range(len(last["style_levels"])):
         name = "low-pass" if i == len(last["style_levels"]) - 1 else f"1/{2 ** i}" if i else "full size"
         rows.append((f"style distance, level {i} ({name})", col(last, "style_levels", i), col(best, "style_levels", i)))
-    rows += [("style distance (mean)", col(last, "style_distance"), col(best, "style_distance")),
-             ("SSIM (luminance)", col(last, "ssim"), col(best, "ssim")),
+    rows.append(("style distance (mean)", col(last, "style_distance"), col(best, "style_distance")))
+    if last.get("sifid") is not None:
+        rows.append(("SIFID", col(last, "sifid"), col(best, "sifid") if best and "sifid" in best else "-"))
+    rows += [("SSIM (luminance)", col(last, "ssim"), col(best, "ssim")),
              ("edge correlation", col(last, "edge_correlation"), col(best, "edge_correlation"))]
     return rows
 
 
 def selection_text(config: dict) -> str:
     by = config.get("select_by", "style")
-    if by == "style":
-        return (f"best = lowest style distance among evaluations with SSIM >= {config.get('select_min_ssim', 0.5)}")
+    if by in ("style", "sifid"):
+        figure = "style distance" if by == "style" else "SIFID"
+        return f"best = lowest {figure} among evaluations with SSIM >= {config.get('select_min_ssim', 0.5)}"
     return f"best = highest {'SSIM' if by == 'ssim' else 'edge correlation'}"
 
 
@@ -371,7 +382,8 @@ def _headline(files: RunFiles) -> str:
     parts = [f"sincut run: {files.run.resolve().name}", f"preset {cfg.get('preset', '?')}"]
     if files.metrics:
         last, best = files.metrics[-1], files.best
-        parts.append(f"step {last['step']:,}: style {last['style_distance']:.3f}, SSIM {last['ssim']:.3f}, "
+        sifid = f"SIFID {last['sifid']:.2f}, " if last.get("sifid") is not None else ""
+        parts.append(f"step {last['step']:,}: style {last['style_distance']:.3f}, {sifid}SSIM {last['ssim']:.3f}, "
                      f"edges {last['edge_correlation']:.3f}")
         parts.append(f"best: step {best['step']:,}" if best else "best: none qualified")
     return "  |  ".join(parts)

@@ -27,7 +27,7 @@ from .distributed import World, init_from_env, shutdown, unwrap, wrap
 from .errors import TrainingFailed, TrainingStopped, UserError
 from .interrupt import StopRequest
 from .losses import Forward, Objective
-from .monitor import RunMonitor
+from .monitor import RunMonitor, check_selection_possible
 from .nets import ProjectionHead, build_discriminator, build_generator
 from .progress import SilentProgress, TrainingProgress
 from .report import save_inputs, write_report
@@ -291,6 +291,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     try:
         config.validate()
         check_device_support(config, device)
+        check_selection_possible(config)
         data = make_data(config, source_path, target_path, device, world, progress)
         config = with_concrete_steps(config, data)
         run = prepare_run_dir(out) if world.is_main else Path(out)
@@ -341,6 +342,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
         check_device_support(config, device)
+        check_selection_possible(config)
         inputs = _read_json(run / "run.json")
         data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
         trainer = Trainer.build(config, data, device, world)

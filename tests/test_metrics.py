@@ -229,6 +229,9 @@ def test_selection_rule():
     assert M.selection_key(lost, "style", 0.0) == 0.1
     assert M.selection_key(good, "ssim", 0.5) < M.selection_key(lost, "ssim", 0.5)
     assert M.selection_key(good, "edges", 0.5) == -0.6
+    assert M.selection_key({**good, "sifid": 12.5}, "sifid", 0.5) == 12.5
+    assert M.selection_key({**lost, "sifid": 3.0}, "sifid", 0.5) is None  # SIFID must not beat the floor
+    assert M.selection_key(good, "sifid", 0.5) is None  # evaluated without the network
 
 
 def test_files_too_small_are_named(tmp_path):
