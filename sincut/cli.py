@@ -392,6 +392,32 @@ def export(model: Path, out: Path, fmt: str) -> None:
     click.echo(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {fmt}).", err=True)
 
 
+@main.command(name="import")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Run directory to create.")
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="Source image (sincut) or folder (cut/fastcut). Default: trainA under the options' dataroot.")
+@click.option("--target", type=click.Path(path_type=Path), default=None,
+              help="Target image or folder. Default: trainB under the options' dataroot.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="The recipe when FOLDER has no train_opt.txt (a ResNet G is cut unless fastcut is given).")
+@click.option("--epoch", type=click.IntRange(0), default=None,
+              help="Epochs the checkpoint has done (default: from <epoch>_net_G.pth; 0 for latest_net_G.pth).")
+@device_option
+def import_run(folder: Path, out: Path, source: Path | None, target: Path | None, preset: str | None,
+               epoch: int | None, device: str) -> None:
+    """Make a run directory from FOLDER, a checkpoint of the paper's code (G, D, F; train_opt.txt).
+
+    `sincut resume RUN` then trains it on with this loop, from the step its epoch gives. The paper's
+    checkpoints hold no optimiser state: Adam's moments start fresh.
+    """
+    from .train import import_official
+    from .translate import pick_device
+
+    run = import_official(folder, out, pick_device(device), source, target, preset, epoch)
+    click.echo(f"Wrote run directory {run}. Continue training with: sincut resume {run}", err=True)
+
+
 @main.command(name="eval")
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--style", "target", type=click.Path(path_type=Path), required=True,

@@ -15,6 +15,7 @@ Loading is `weights_only`: a crafted pickle is refused, as for our own checkpoin
 from __future__ import annotations
 
 import pickle
+import dataclasses
 import re
 import zipfile
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from .config import PRESETS, TrainConfig, make_config
 from .errors import UserError
-from .nets.stylegan2 import generator_widths
+from .nets.stylegan2 import discriminator_widths, generator_widths
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
@@ -337,3 +338,31 @@ def load_official_generator(path: str | Path, preset: str | None = None) -> tupl
     G = build_generator(config)
     G.load_state_dict(to_our_state("G", state, G, config, str(ckpt.G)))
     return G, config, ckpt.epoch or 0
+
+
+def with_widths_of(config: TrainConfig, D_state: dict[str, Tensor], F_state: dict[str, Tensor],
+                   source: Path) -> TrainConfig:
+    """Without `train_opt.txt`: D's width and F's width from their weights (G's came from G's)."""
+    if config.discriminator == "patchgan":
+        ndf = D_state["model.0.weight"].shape[0]
+    else:
+        first = D_state["convs.0.0.weight"].shape[0]
+        matches = [n for n in range(1, 1025) if discriminator_widths(n)[config.crop_size] == first]
+        if not matches:
+            raise UserError(f"{source}: no StyleGAN2 discriminator width gives {first} channels")
+        ndf = matches[0]
+    return dataclasses.replace(config, ndf=ndf, projection_dim=F_state["mlp_0.0.weight"].shape[0])
+
+
+def dataroot_inputs(ckpt: OfficialCheckpoint, preset: str) -> tuple[Path, Path] | None:
+    """SOURCE and TARGET from the options' dataroot: its trainA and trainB folders (sincut: the one
+    image in each); None when the options name no dataroot that exists here."""
+    from .data.folders import list_images
+
+    root = ckpt.options.get("dataroot")
+    if not root or not (Path(root) / "trainA").is_dir() or not (Path(root) / "trainB").is_dir():
+        return None
+    a, b = Path(root) / "trainA", Path(root) / "trainB"
+    if preset == "sincut":
+        return list_images(a)[0], list_images(b)[0]
+    return a, b

@@ -481,3 +481,47 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress) ->
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
     return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)
+
+
+def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: torch.device,
+                    source: str | os.PathLike | None = None, target: str | os.PathLike | None = None,
+                    preset: str | None = None, epoch: int | None = None) -> Path:
+    """A run directory from a checkpoint of the paper's code (G, D and F), so `sincut resume` trains it on
+    with our loop. Its recipe comes from `train_opt.txt` (else from the weights and `preset`); the step
+    is `epoch` (default: the file's epoch number, 0 for `latest`) x steps per epoch. Adam's moments are
+    not in the paper's checkpoints: the optimisers start fresh."""
+    from .official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
+                           with_widths_of)
+
+    ckpt = find_official(folder)
+    prefix = ckpt.G.name[: -len("_net_G.pth")]
+    if ckpt.D is None or ckpt.F is None:
+        raise UserError(f"{ckpt.G.parent}: no {prefix}_net_D.pth and {prefix}_net_F.pth beside {ckpt.G.name}; "
+                        "import needs G, D and F (translate and export need only G)")
+    states = {"G": load_official_state(ckpt.G), "D": load_official_state(ckpt.D), "F": load_official_state(ckpt.F)}
+    config = official_config(ckpt, states["G"], preset)
+    if not ckpt.options:
+        config = with_widths_of(config, states["D"], states["F"], ckpt.G)
+    if source is None or target is None:
+        found = dataroot_inputs(ckpt, config.preset)
+        if found is None:
+            raise UserError(f"{ckpt.G.parent}: its training images are not at the options' dataroot "
+                            f"({ckpt.options.get('dataroot', 'no train_opt.txt')}); pass --source and --target")
+        source, target = source or found[0], target or found[1]
+    data = make_data(config, source, target, device)
+    config = with_concrete_steps(config, data)
+    done = (ckpt.epoch or 0) if epoch is None else epoch
+    step = min(done * config.epoch_steps, config.steps)
+    run = prepare_run_dir(out)
+    trainer = Trainer.build(config, data, device)
+    for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
+        module = unwrap(net)
+        module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
+    inputs = {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
+              "imported_from": str(ckpt.G.resolve())}
+    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+    state = trainer.state()
+    state["lr"] = trainer.lr_at(max(0, step - 1))
+    save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    return run
