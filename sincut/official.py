@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from .config import PRESETS, TrainConfig, make_config
 from .errors import UserError
+from .nets import build_generator
 from .nets.stylegan2 import discriminator_widths, generator_widths
 
 G_SUFFIX = "_net_G.pth"
@@ -330,8 +331,6 @@ def official_config(ckpt: OfficialCheckpoint, G_state: dict[str, Tensor], preset
 def load_official_generator(path: str | Path, preset: str | None = None) -> tuple[nn.Module, TrainConfig, int]:
     """Our generator with the weights of the paper's checkpoint (folder or `*_net_G.pth`), on the CPU,
     with its config and the epoch it was saved at (0 for `latest`)."""
-    from .nets import build_generator
-
     ckpt = find_official(path)
     state = load_official_state(ckpt.G)
     config = official_config(ckpt, state, preset)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,10 +202,9 @@ def test_official_blur_filters_equal_ours(mode):
             continue
         network, name = key.split("/")[1], key.split("/", 2)[2]
         theirs = torch.from_numpy(value)
-        if mode == "sincut":  # the paper's 2-D kernel is flipped before use; ours is symmetric
-            owner = name.rsplit(".", 2)[0] if ".blur." in name else name.rsplit(".", 2)[0]
+        if mode == "sincut":  # the paper's kernel is one [k, k] filter; ours repeats it per channel
             candidates = [v for k, v in ours.items() if k.startswith(f"{network}/") and k.endswith("kernel")]
-            assert any(torch.allclose(c[0, 0], theirs) for c in candidates), (owner, theirs)
+            assert any(torch.allclose(c[0, 0], theirs) for c in candidates), (name, theirs)
         else:  # the paper's filt is [C, 1, k, k], like our kernels
             ours_key = f"{network}/{our_key(network, name.replace('.filt', '.weight'), config).rsplit('.', 1)[0]}.kernel"
             torch.testing.assert_close(ours[ours_key], theirs)
