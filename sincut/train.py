@@ -296,9 +296,12 @@ def with_concrete_steps(config: TrainConfig, data: SingleImagePair | FolderPairs
     return config
 
 
-def fixed_size_from_epoch(config: TrainConfig) -> int:
+def fixed_size_from_epoch(config: TrainConfig) -> int | None:
     """Dataset mode: the first (0-based) decay epoch; from there the paper resizes to the crop size,
-    so the resize-and-crop jitter stops (its `load_size = crop_size` when epoch > n_epochs)."""
+    so the resize-and-crop jitter stops (its `load_size = crop_size` when epoch > n_epochs).
+    None for runs saved before this existed (no epoch length in their config): they keep the jitter."""
+    if config.epoch_steps is None or config.steps is None:
+        return None
     return round(config.decay_start * config.steps / config.epoch_steps)
 
 
