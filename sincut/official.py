@@ -173,6 +173,8 @@ def find_official(path: str | Path) -> OfficialCheckpoint:
     """The folder's `latest_net_G.pth` (else its highest epoch), or the given `*_net_G.pth`, with the
     D, F and `train_opt.txt` beside it."""
     p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such folder or file; pass the paper's checkpoints/NAME folder or a *{G_SUFFIX}")
     if p.is_dir():
         candidates = sorted(p.glob("*" + G_SUFFIX))
         latest = p / ("latest" + G_SUFFIX)

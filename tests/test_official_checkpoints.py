@@ -115,6 +115,11 @@ def test_official_checkpoint_imports_and_resumes(mode, tmp_path: Path):
     assert (run / "checkpoints" / "step_0000001.pt").is_file()
 
 
+def test_import_of_a_missing_folder_is_one_line(tmp_path: Path):
+    result = CliRunner().invoke(main, ["import", str(tmp_path / "nope"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "no such folder" in result.output and "Traceback" not in result.output
+
+
 def test_import_needs_D_and_F(tmp_path: Path):
     folder, _, _ = make_official_folder("cut", tmp_path)
     (folder / "latest_net_F.pth").unlink()
