@@ -226,15 +226,19 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
 @device_option
 @large_images_option
 @config_options(resuming=True)
-def resume(run: Path, device: str, preset: str | None, **overrides: Any) -> None:
+@click.option("--restart-lr", is_flag=True,
+              help="With a new --steps: follow the new schedule even where its lr is higher than the run's now "
+                   "(default: the lr never rises; it holds until the new schedule falls below it).")
+def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overrides: Any) -> None:
     """Continue RUN from its newest checkpoint, with its saved recipe.
 
-    --steps may extend the run (the lr decay is recomputed for the new total), and the bookkeeping
-    options (--log-every, --preview-every, --checkpoint-every, --keep) may change; options that would
-    change the objective are refused. A run killed before its first checkpoint restarts from step 0.
-    On the CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
+    --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
+    back up unless --restart-lr), and the bookkeeping options (--log-every, --preview-every,
+    --checkpoint-every, --keep) may change; options that would change the objective are refused. A run
+    killed before its first checkpoint restarts from step 0. On the CPU a resumed run ends with the same
+    weights, bit for bit, as one that never stopped.
     """
-    _run_training(None, None, None, run, device, {**overrides, "preset": preset})
+    _run_training(None, None, None, run, device, {**overrides, "preset": preset, "restart_lr": restart_lr})
 
 
 @main.command()
@@ -263,13 +267,18 @@ def resume(run: Path, device: str, preset: str | None, **overrides: Any) -> None
               help="Autocast to float16 (CUDA, MPS) or bfloat16 (CPU): for GPUs; on CPUs usually slower.")
 @click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,
               help="Which checkpoint of a run directory: auto = best.pt when the run has one, else the latest.")
+@click.option("--load-size", type=click.IntRange(8), default=None, metavar="N",
+              help="Resize each input to N x N (bicubic) before translating, as the paper's test does for "
+                   "cut/fastcut (N = 256, its crop size); outputs are then N x N. Default: native size.")
 @device_option
 @large_images_option
 def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
               overwrite: bool, tile: int, batch_size: int, shard: tuple[int, int], seed: int, noise: bool,
-              half: bool, checkpoint: str, device: str) -> None:
-    """Translate INPUT images with MODEL (a run directory or checkpoint file) into --out.
+              half: bool, checkpoint: str, load_size: int | None, device: str) -> None:
+    """Translate INPUT images with MODEL into --out.
 
+    MODEL is a run directory, a checkpoint file, or a checkpoint of the paper's code: its
+    checkpoints/NAME folder (latest_net_G.pth, train_opt.txt) or a bare *_net_G.pth.
     INPUT is image files, folders (walked recursively; the tree is mirrored) or quoted glob patterns
     like "photos/**/*.jpg". Each output has its input's name and size. Existing outputs are skipped, a
     bad file is reported and the rest go on; the exit code is 1 if any image failed.
@@ -282,7 +291,7 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     dev = pick_device(device)
     options = TranslateOptions(suffix=suffix, format=fmt, quality=quality, overwrite=overwrite, tile=tile,
                                batch_size=batch_size, seed=seed, noise=noise, half=half, shard=shard,
-                               checkpoint=checkpoint)
+                               checkpoint=checkpoint, load_size=load_size)
     console = Console(stderr=True)
     summary = translate_files(model, list(inputs), out, dev, options, RichTranslateProgress(console))
     console.print(translate_summary_table(len(summary.translated), len(summary.skipped), len(summary.failed),
@@ -382,6 +391,32 @@ def export(model: Path, out: Path, fmt: str) -> None:
         raise UserError(f"{out}: is a folder; pass a file name like {out / 'generator.pt'}")
     path = export_onnx(model, out) if fmt == "onnx" else export_torchscript(model, out)
     click.echo(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {fmt}).", err=True)
+
+
+@main.command(name="import")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Run directory to create.")
+@click.option("--source", type=click.Path(path_type=Path), default=None,
+              help="Source image (sincut) or folder (cut/fastcut). Default: trainA under the options' dataroot.")
+@click.option("--target", type=click.Path(path_type=Path), default=None,
+              help="Target image or folder. Default: trainB under the options' dataroot.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="The recipe when FOLDER has no train_opt.txt (a ResNet G is cut unless fastcut is given).")
+@click.option("--epoch", type=click.IntRange(0), default=None,
+              help="Epochs the checkpoint has done (default: from <epoch>_net_G.pth; 0 for latest_net_G.pth).")
+@device_option
+def import_run(folder: Path, out: Path, source: Path | None, target: Path | None, preset: str | None,
+               epoch: int | None, device: str) -> None:
+    """Make a run directory from FOLDER, a checkpoint of the paper's code (G, D, F; train_opt.txt).
+
+    `sincut resume RUN` then trains it on with this loop, from the step its epoch gives. The paper's
+    checkpoints hold no optimiser state: Adam's moments start fresh.
+    """
+    from .train import import_official
+    from .translate import pick_device
+
+    run = import_official(folder, out, pick_device(device), source, target, preset, epoch)
+    click.echo(f"Wrote run directory {run}. Continue training with: sincut resume {run}", err=True)
 
 
 @main.command(name="eval")

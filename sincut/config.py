@@ -26,15 +26,25 @@ class TrainConfig:
                                        "sized after the first steps' timing so the lr decay ends in time "
                                        "(evaluations and the final outputs included); the run's config then "
                                        "records the steps.", min=0.1)
-    epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 200, fastcut: 200); ignored when --steps is given.",
+    epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 400, fastcut: 200); ignored when --steps is given.",
                               resumable=True, min=1)
-    decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay to zero.", min=0.0, max=1.0)
+    decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay.", min=0.0, max=1.0)
+    lr_schedule: str = _opt("epochs", "epochs: the paper's staircase, lr changes once per epoch and its last epoch "
+                                      "runs at lr/(decay epochs + 1); linear: decays every step to 0.",
+                            choices=("epochs", "linear"))
+    epoch_steps: int | None = _opt(None, "Steps per epoch of the 'epochs' lr schedule (default: the folders' epoch "
+                                         "in dataset mode; sincut: --steps / 16, the paper's 16 epochs of 6,250 "
+                                         "steps).", min=1)
     batch_size: int = _opt(16, "Patches (sincut) or images (cut/fastcut) per step and process.", min=1)
     crop_size: int = _opt(64, "Patch or crop size in pixels (a power of two for sincut's D).", min=8)
     load_size: int = _opt(286, "Dataset mode: images are resized to this square size, then randomly cropped.", min=8)
     zoom_min: float = _opt(1 / 3, "Smallest random zoom of a patch, relative to the native size.", min=0.01, max=1.0)
     zoom_max: float = _opt(1.0, "Largest random zoom of a patch.", min=0.01, max=4.0)
     flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.")
+    patch_positions: str = _opt("paper", "sincut: paper = each patch one cell of a randomly offset crop-size grid "
+                                         "over its zoomed image (the paper's code); stratified = a batch's patches "
+                                         "spread over a jittered grid over the image.",
+                                choices=("paper", "stratified"))
     generator: str = _opt("stylegan2", "Generator architecture.", choices=("stylegan2", "resnet"))
     discriminator: str = _opt("stylegan2", "Discriminator architecture.", choices=("stylegan2", "patchgan"))
     ngf: int = _opt(10, "Generator width (sincut: channel table scale).", min=1)
@@ -136,6 +146,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        # Runs saved before these options existed keep what they trained with.
+        values = {"lr_schedule": "linear", "patch_positions": "stratified", **values}
         cfg = cls(**{k: v for k, v in values.items() if k in known})
         cfg.nce_layers = tuple(cfg.nce_layers)
         return cfg
@@ -151,15 +163,17 @@ _DATASET = dict(
 # The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
 # terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1;
 # each value measured with benchmarks/quality.py (README: "The quick recipe").
-QUICK = dict(steps=None, minutes=8.0, residual=True, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16)
+QUICK = dict(steps=None, minutes=8.0, residual=True, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
+             lr_schedule="linear", patch_positions="stratified")
 PRESETS: dict[str, dict[str, Any]] = {
     "sincut": {},  # the paper's single-image recipe: the dataclass defaults
     "quick": QUICK,  # single-image, a painted result in minutes on a CPU
-    "cut": {**_DATASET, "lambda_nce": 1.0, "nce_identity": True, "decay_start": 0.5},  # 100 + 100 epochs
+    "cut": {**_DATASET, "epochs": 400, "lambda_nce": 1.0, "nce_identity": True, "decay_start": 0.5},  # 200 + 200
     "fastcut": {**_DATASET, "lambda_nce": 10.0, "nce_identity": False, "flip_equivariance": True,
                 "decay_start": 0.75},  # 150 + 50 epochs
 }
 DATASET_PRESETS = ("cut", "fastcut")
+SINCUT_EPOCHS = 16  # the paper's single-image schedule: 8 + 8 epochs of 100,000 patches (6,250 steps of 16)
 
 
 def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:

@@ -108,10 +108,12 @@ class Objective:
         self.r1_every = r1_every
         self.rng = generator
 
-    def forward(self, source: Tensor, target: Tensor) -> Forward:
+    def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
+        """`flipped` forces the flip-equivariance draw (the golden-step tests replay the paper's)."""
         needs_target = self.nce_identity or self.lambda_identity > 0
         real = torch.cat([source, target]) if needs_target else source
-        flipped = self.flip_equivariance and bool(torch.rand((), device=real.device, generator=self.rng) < 0.5)
+        if flipped is None:
+            flipped = self.flip_equivariance and bool(torch.rand((), device=real.device, generator=self.rng) < 0.5)
         if flipped:
             real = real.flip(3)
         out, feats = self.G(real, self.nce_layers, generator=self.rng)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
-from .config import DATASET_PRESETS, TrainConfig
+from .config import DATASET_PRESETS, SINCUT_EPOCHS, TrainConfig
 from .data.folders import FolderPairs
 from .data.images import atomic_write, load_image, save_image, side_by_side
 from .data.patches import SingleImagePair
@@ -49,8 +49,20 @@ class TrainResult:
     final_losses: dict[str, float]
 
 
-def lr_factor(step: int, total: int, decay_start: float) -> float:
-    """1 until `decay_start * total` steps, then linear to zero at `total` (the paper's 'linear' policy)."""
+def lr_factor(step: int, total: int, decay_start: float, schedule: str = "linear",
+              epoch_steps: int | None = None) -> float:
+    """The lr multiplier at 0-based `step` of `total`.
+
+    linear: 1 until `decay_start * total` steps, then linear to zero at `total`, step by step.
+    epochs: the paper's code (`lr_policy linear`, stepped once per epoch): with n constant and d decay
+    epochs, epoch e (0-based) runs at 1 - max(0, e + 1 - n) / (d + 1), so the last one runs at 1/(d + 1).
+    """
+    if schedule == "epochs":
+        epoch_steps = epoch_steps or total
+        n_total = -(-total // epoch_steps)
+        n_constant = round(decay_start * total / epoch_steps)
+        n_decay = n_total - n_constant
+        return 1.0 - max(0, step // epoch_steps + 1 - n_constant) / (n_decay + 1)
     start = int(total * decay_start)
     if step < start:
         return 1.0
@@ -139,10 +151,13 @@ class Trainer:
     rng: torch.Generator
     world: World
     scalers: dict | None = None  # fp16 only: one GradScaler each for the G and D updates
+    lr_ceiling: float = 1.0  # largest lr factor from here on; set by resume when --steps would raise the lr
 
     @classmethod
     def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
               world: World = World()) -> "Trainer":
+        if isinstance(data, FolderPairs):
+            data.fixed_size_from_epoch = fixed_size_from_epoch(config)
         if device.type == "cuda":  # fixed shapes: let cuDNN pick the fastest kernels; TF32 matmuls/convs
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -192,8 +207,16 @@ class Trainer:
         scaler.step(opt)
         scaler.update()
 
+    def lr_at(self, step: int) -> float:
+        """The schedule's lr, held at or below `lr_ceiling` (a resumed run's lr never jumps back up)."""
+        c = self.config
+        if c.steps == UNSIZED_STEPS:  # --minutes, before the run is sized: the constant first phase
+            return c.lr * min(1.0, self.lr_ceiling)
+        factor = lr_factor(step, c.steps, c.decay_start, c.lr_schedule, c.epoch_steps)
+        return c.lr * min(factor, self.lr_ceiling)
+
     def set_lr(self, step: int) -> None:
-        lr = self.config.lr * lr_factor(step, self.config.steps, self.config.decay_start)
+        lr = self.lr_at(step)
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -235,7 +258,7 @@ class Trainer:
         return {
             "config": asdict(self.config), "G": unwrap(self.G).state_dict(), "D": unwrap(self.D).state_dict(),
             "F": unwrap(self.F).state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "lr": self.opt_G.param_groups[0]["lr"], "rng": capture_rng(self.rng),
+            "lr": self.opt_G.param_groups[0]["lr"], "lr_ceiling": self.lr_ceiling, "rng": capture_rng(self.rng),
         }
 
     def load_state(self, state: dict) -> None:
@@ -245,6 +268,7 @@ class Trainer:
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         restore_rng(state["rng"], self.rng)
+        self.lr_ceiling = float(state.get("lr_ceiling", 1.0))
 
     def translate(self, image: torch.Tensor) -> torch.Tensor:
         G = unwrap(self.G)
@@ -271,14 +295,30 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
     _warn_if_smaller_than_crop(progress, config, images)
     src, tgt = (im.to(device) for im in images.values())
     return SingleImagePair(src, tgt, crop_size=config.crop_size, zoom=(config.zoom_min, config.zoom_max),
-                           flip=config.flip, batch_size=config.batch_size)
+                           flip=config.flip, batch_size=config.batch_size, positions=config.patch_positions)
 
 
 def with_concrete_steps(config: TrainConfig, data: SingleImagePair | FolderPairs) -> TrainConfig:
-    """Dataset mode without --steps: --epochs x steps per epoch, fixed (and saved) for the whole run."""
-    if config.steps is not None or config.epochs is None:  # --minutes: sized by _fit
+    """Dataset mode without --steps: --epochs x steps per epoch; the epoch length of the 'epochs' lr
+    schedule (the folders' epoch, or sincut's --steps / 16). Fixed (and saved) for the whole run.
+    A run sized by --minutes has neither yet: _fit calls this again once it has sized the run."""
+    if config.steps is None and config.epochs is None:
         return config
-    return dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
+    if config.steps is None:
+        config = dataclasses.replace(config, steps=config.epochs * data.steps_per_epoch)
+    if config.epoch_steps is None:
+        per_epoch = data.steps_per_epoch if isinstance(data, FolderPairs) else config.steps // SINCUT_EPOCHS
+        config = dataclasses.replace(config, epoch_steps=max(1, per_epoch))
+    return config
+
+
+def fixed_size_from_epoch(config: TrainConfig) -> int | None:
+    """Dataset mode: the first (0-based) decay epoch; from there the paper resizes to the crop size,
+    so the resize-and-crop jitter stops (its `load_size = crop_size` when epoch > n_epochs).
+    None for runs saved before this existed (no epoch length in their config): they keep the jitter."""
+    if config.epoch_steps is None or config.steps is None:
+        return None
+    return round(config.decay_start * config.steps / config.epoch_steps)
 
 
 def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
@@ -321,6 +361,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
     refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
     log reads as one run.
     """
+    overrides = dict(overrides or {})
+    restart_lr = bool(overrides.pop("restart_lr", False))
     run = Path(run_dir)
     if not (run / "config.json").is_file() or not (run / "run.json").is_file():
         raise UserError(f"{run}: not a sincut run directory (no config.json/run.json); "
@@ -334,7 +376,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
         state = load_checkpoint(found[-1]) if found else None
         saved = TrainConfig.from_dict(state["config"] if state else _read_json(run / "config.json"))
         try:
-            config = saved.with_resume_overrides(overrides or {})
+            config = saved.with_resume_overrides(overrides)
         except ValueError as e:
             raise UserError(f"{run}: {e}") from None
         start = int(state["step"]) if state else 0
@@ -352,12 +394,31 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             except (RuntimeError, KeyError, ValueError) as e:
                 raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
                                 f"({str(e).splitlines()[0][:160]})") from None
+            _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
         if world.is_main:
             _truncate_log(run / "log.jsonl", start)
             atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
         return _fit(trainer, run, start, progress)
     finally:
         shutdown(world)
+
+
+def _keep_lr_from_rising(trainer: Trainer, state: dict, start: int, restart_lr: bool,
+                         progress: TrainingProgress) -> None:
+    """A new --steps recomputes the schedule; where that would raise the lr above the run's last lr
+    (a decayed run given more steps), hold the lr there until the schedule falls below it, or with
+    --restart-lr follow the new schedule and say that the lr rises."""
+    saved_lr = float(state.get("lr", trainer.config.lr))
+    wanted = trainer.lr_at(start)
+    if wanted <= saved_lr * (1 + 1e-6) or trainer.config.lr <= 0:
+        return
+    if restart_lr:
+        trainer.lr_ceiling = 1.0
+        progress.note(f"warning: --restart-lr: the lr rises from {saved_lr:.3g} to {wanted:.3g} at step {start}")
+    else:
+        trainer.lr_ceiling = saved_lr / trainer.config.lr
+        progress.note(f"lr stays at {saved_lr:.3g} (the new --steps schedule would raise it to {wanted:.3g}); it "
+                      "follows the schedule once that falls below; --restart-lr raises it instead")
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
@@ -420,8 +481,11 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         evaluations = max(1, round(config.minutes))
         total = steps_for_budget(done, left, per_step, seconds_per_eval, evaluations)
         every = max(1, (total - done) // evaluations)
-        config = dataclasses.replace(config, steps=total, preview_every=every, eval_every=0)
+        config = with_concrete_steps(dataclasses.replace(config, steps=total, preview_every=every, eval_every=0),
+                                     trainer.data)
         trainer.config = monitor.config = config
+        if isinstance(trainer.data, FolderPairs):
+            trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
         atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
         progress.start(total, done)
         progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
@@ -486,3 +550,47 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
     return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)
+
+
+def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: torch.device,
+                    source: str | os.PathLike | None = None, target: str | os.PathLike | None = None,
+                    preset: str | None = None, epoch: int | None = None) -> Path:
+    """A run directory from a checkpoint of the paper's code (G, D and F), so `sincut resume` trains it on
+    with our loop. Its recipe comes from `train_opt.txt` (else from the weights and `preset`); the step
+    is `epoch` (default: the file's epoch number, 0 for `latest`) x steps per epoch. Adam's moments are
+    not in the paper's checkpoints: the optimisers start fresh."""
+    from .official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
+                           with_widths_of)
+
+    ckpt = find_official(folder)
+    prefix = ckpt.G.name[: -len("_net_G.pth")]
+    if ckpt.D is None or ckpt.F is None:
+        raise UserError(f"{ckpt.G.parent}: no {prefix}_net_D.pth and {prefix}_net_F.pth beside {ckpt.G.name}; "
+                        "import needs G, D and F (translate and export need only G)")
+    states = {"G": load_official_state(ckpt.G), "D": load_official_state(ckpt.D), "F": load_official_state(ckpt.F)}
+    config = official_config(ckpt, states["G"], preset)
+    if not ckpt.options:
+        config = with_widths_of(config, states["D"], states["F"], ckpt.G)
+    if source is None or target is None:
+        found = dataroot_inputs(ckpt, config.preset)
+        if found is None:
+            raise UserError(f"{ckpt.G.parent}: its training images are not at the options' dataroot "
+                            f"({ckpt.options.get('dataroot', 'no train_opt.txt')}); pass --source and --target")
+        source, target = source or found[0], target or found[1]
+    data = make_data(config, source, target, device)
+    config = with_concrete_steps(config, data)
+    done = (ckpt.epoch or 0) if epoch is None else epoch
+    step = min(done * config.epoch_steps, config.steps)
+    run = prepare_run_dir(out)
+    trainer = Trainer.build(config, data, device)
+    for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
+        module = unwrap(net)
+        module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
+    inputs = {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
+              "imported_from": str(ckpt.G.resolve())}
+    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+    state = trainer.state()
+    state["lr"] = trainer.lr_at(max(0, step - 1))
+    save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    return run

@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, DecodedImage, read_image, rgb_to_tensor, save_image, to_uint8_
 from .errors import UserError
 from .nets import Generator, build_generator
+from .official import is_official, load_official_generator
 from .tiles import DEFAULT_TILE, MIN_TILE, plan_spans
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
@@ -57,7 +58,12 @@ def pick_device(name: str = "auto") -> torch.device:
 def load_generator(model: str | os.PathLike, device: torch.device,
                    checkpoint: str = "auto") -> tuple[Generator, TrainConfig, int]:
     """The generator of a checkpoint file, or of a run directory's best.pt (when it has one and
-    `checkpoint` is auto or best) or latest checkpoint; in eval mode."""
+    `checkpoint` is auto or best) or latest checkpoint; in eval mode. A checkpoint of the paper's code
+    (its `checkpoints/NAME` folder or a `*_net_G.pth`) loads too, its step being 0."""
+    if is_official(model):
+        G, config, _ = load_official_generator(model)
+        G = G.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+        return G, config, 0
     path = resolve_checkpoint(model, checkpoint)
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
@@ -276,6 +282,7 @@ class TranslateOptions:
     half: bool = False
     shard: tuple[int, int] = (1, 1)
     checkpoint: str = "auto"  # for a run directory: auto (best.pt when present), best or latest
+    load_size: int | None = None  # resize every input to load_size x load_size first (the paper's test)
 
 
 @dataclass
@@ -317,6 +324,25 @@ def _reason(job: Job, error: Exception) -> str:
         return str(error)
     first = (str(error).strip().splitlines() or [""])[0][:200]
     return f"{job.source}: {type(error).__name__}: {first}"
+
+
+def resize_square(decoded: DecodedImage, size: int) -> DecodedImage:
+    """The paper's test-time resize: to size x size, bicubic (PIL, as its torchvision transform does)."""
+    def resize(pixels: np.ndarray) -> np.ndarray:
+        if pixels.dtype == np.uint8:
+            mode = "RGB" if pixels.ndim == 3 else "L"
+            return np.asarray(Image.fromarray(pixels, mode).resize((size, size), Image.BICUBIC))
+        channels = pixels[..., None] if pixels.ndim == 2 else pixels
+        out = [np.asarray(Image.fromarray(channels[..., c].astype(np.float32), "F").resize((size, size),
+                                                                                           Image.BICUBIC))
+               for c in range(channels.shape[2])]
+        hi = np.iinfo(pixels.dtype).max if np.issubdtype(pixels.dtype, np.integer) else 1.0
+        stacked = np.clip(np.stack(out, axis=2), 0, hi)
+        stacked = np.rint(stacked) if np.issubdtype(pixels.dtype, np.integer) else stacked
+        stacked = stacked.astype(pixels.dtype)
+        return stacked[..., 0] if pixels.ndim == 2 else stacked
+
+    return DecodedImage(resize(decoded.rgb), None if decoded.alpha is None else resize(decoded.alpha), decoded.note)
 
 
 def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
@@ -376,6 +402,8 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
                 continue
             if decoded.note:
                 events.note(f"{job.source}: {decoded.note}")
+            if options.load_size:
+                decoded = resize_square(decoded, options.load_size)
             if options.batch_size > 1 and translator.fits_whole(*decoded.size):
                 if pending and pending[0][1].size != decoded.size:
                     flush()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared beside the checkout (as in CI); SINCUT_SHARED points elsewhere (e.g. from a git worktree).
+SHARED = Path(os.environ.get("SINCUT_SHARED", ROOT.parent / "shared")) / "data"
 
 # Networks small enough for 2 CPU cores; still the real architecture and objective.
 TINY_TRAIN = ["--steps", "3", "--batch-size", "2", "--crop-size", "32", "--ngf", "2", "--ndf", "4",

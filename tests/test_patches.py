@@ -61,10 +61,10 @@ def test_flips_are_random_per_patch():
     assert 10 < flipped < 54
 
 
-def test_positions_cover_the_image():
+def test_stratified_positions_cover_the_image():
     # zoom 1/2 on a 400 px wide image: each patch spans 64 native px, so its left edge is in [0, 336].
     w = 400
-    sampler = PatchSampler(ramp_image(400, w), crop_size=32, zoom=(0.5, 0.5), flip=False)
+    sampler = PatchSampler(ramp_image(400, w), crop_size=32, zoom=(0.5, 0.5), flip=False, positions="stratified")
     p = sampler.sample(16, torch.Generator().manual_seed(3))
     left_px = ((p[:, 0, :, 0].mean(1) + 1) * w / 2) - 1  # centre of first output column, native px
     quarter = torch.clamp((left_px / (w - 64) * 4).long(), 0, 3)
@@ -102,3 +102,15 @@ def test_rejects_bad_arguments():
         PatchSampler(torch.rand(3, 10, 10))
     with pytest.raises(ValueError):
         PatchSampler(torch.rand(1, 3, 10, 10), zoom=(0.8, 0.5))
+
+
+def test_paper_positions_are_cells_of_an_offset_grid():
+    # The paper's code at zoom 1/2 on a 400 px wide image: zoomed width 200 = 6 cells of 32 plus 8 px of
+    # room, so a patch's left edge is offset + 32 * cell with offset in 0..8 zoomed px: in native px,
+    # 2 * offset (0..16) + 64 * cell, with every one of the 6 cells in use.
+    w = 400
+    sampler = PatchSampler(ramp_image(400, w), crop_size=32, zoom=(0.5, 0.5), flip=False)
+    p = sampler.sample(64, torch.Generator().manual_seed(3))
+    left_px = ((p[:, 0, :, 0].mean(1) + 1) * w / 2) - 1  # first output column's left edge, native px
+    assert float((left_px % 64).max()) <= 16 + 0.2
+    assert sorted(set((left_px // 64).long().tolist())) == [0, 1, 2, 3, 4, 5]

@@ -1,6 +1,7 @@
 """Unpaired folders for dataset mode (presets `cut` and `fastcut`).
 
-Decoding and the resize to `load_size` x `load_size` run in DataLoader worker processes; the random
+Decoding and the resize to `load_size` x `load_size` (`crop_size` in the decay epochs, as in the
+paper's code) run in DataLoader worker processes; the random
 crop and flip run with Kornia on the training device. One epoch is max(|A|, |B|) samples: A is
 visited in a shuffled order (sharded across processes by a DistributedSampler), and each A image
 is paired with a B image drawn at random, from a seed that depends only on (seed, epoch, index), so
@@ -83,6 +84,10 @@ class FolderPairs:
         self.sampler = DistributedSampler(self.dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         self.batch_size = batch_size
         self.crop_size = crop_size
+        self.load_size = load_size
+        # The paper's decay epochs resize straight to the crop size (no resize-and-crop jitter);
+        # the training loop sets the first such epoch (None: jitter in every epoch).
+        self.fixed_size_from_epoch: int | None = None
         self.flip = flip
         self.device = device
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
@@ -94,7 +99,9 @@ class FolderPairs:
 
     def _start_epoch(self, epoch: int, skip_batches: int) -> None:
         self.sampler.set_epoch(epoch)
-        self.dataset.epoch = epoch  # workers start per epoch, so they see it
+        self.dataset.epoch = epoch  # workers start per epoch, so they see it (and the load size)
+        fixed = self.fixed_size_from_epoch is not None and epoch >= self.fixed_size_from_epoch
+        self.dataset.load_size = self.crop_size if fixed else self.load_size
         indices = list(self.sampler)[skip_batches * self.batch_size:]
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=indices, drop_last=True,
                             num_workers=self.workers, collate_fn=_collate, pin_memory=self.device.type == "cuda")
@@ -151,7 +158,7 @@ class FolderPairs:
     def _first_readable(self, paths: list[Path]) -> Tensor:
         for path in paths:
             try:
-                return load_resized(path, self.dataset.load_size)[None]
+                return load_resized(path, self.load_size)[None]
             except UserError:
                 continue
         raise UserError(f"{paths[0].parent}: none of its {len(paths)} images can be read")

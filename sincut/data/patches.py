@@ -25,16 +25,24 @@ class PatchSampler:
     zoom: (min, max) factors applied independently to width and height, relative to the native size
     (the paper: uniform in [1/3, 1]). A zoom that would make the zoomed image narrower than the crop
     is raised to fit the crop, as the paper's code does; images smaller than the crop are upscaled.
-    Positions are stratified over the image (each patch of a batch gets its own cell of a jittered
-    grid), so every batch covers the whole picture, like the paper's grid of patches.
+
+    positions="paper" (the paper's code): each patch independently zooms the image to whole pixels,
+    lays a grid of crop-size cells over it at a random offset, and takes one random cell.
+    positions="stratified": a batch's patches spread over the image, each in its own cell of a
+    jittered g x g grid (g = ceil(sqrt(batch))), at any sub-pixel position.
     """
 
+    POSITIONS = ("paper", "stratified")
+
     def __init__(self, image: Tensor, crop_size: int = 64, zoom: tuple[float, float] = (1 / 3, 1.0),
-                 flip: bool = True) -> None:
+                 flip: bool = True, positions: str = "paper") -> None:
         if image.dim() != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a [1, 3, H, W] image, got {tuple(image.shape)}")
         if not 0 < zoom[0] <= zoom[1]:
             raise ValueError(f"zoom range must satisfy 0 < min <= max, got {zoom}")
+        if positions not in self.POSITIONS:
+            raise ValueError(f"positions must be one of {', '.join(self.POSITIONS)}, got {positions!r}")
+        self.positions = positions
         self.crop_size = crop_size
         self.zoom = zoom
         self.flip = flip
@@ -55,26 +63,51 @@ class PatchSampler:
         i = torch.floor(LEVELS_PER_OCTAVE * torch.log2(1.0 / z.clamp(max=1.0)) + 1e-6).long()
         return i.clamp(0, len(self.scales) - 1)
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
-        """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device."""
-        dev = next(iter(self.levels.values())).device
+    def _grid_cells(self, n: int, generator: torch.Generator | None, dev: torch.device
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The paper's positions: zoomed size max(crop, round(side x zoom)) in whole pixels; a grid of
+        floor(side / crop) cells starting at a random offset in [0, side mod crop]; one random cell.
+        Returned as the native-pixel left/top corner and size of each patch's region."""
         c = self.crop_size
         lo, hi = self.zoom
-        u = torch.rand(batch_size, 4, generator=generator, device=dev)
+        u = torch.rand(n, 6, generator=generator, device=dev)
+        native = torch.tensor([self.width, self.height], device=dev, dtype=u.dtype)
+        zoomed = torch.round(native * (lo + (hi - lo) * u[:, :2])).clamp(min=c)  # [n, (w, h)]
+        cells = torch.floor(zoomed / c)
+        room = zoomed - cells * c
+        offset = torch.floor(u[:, 2:4] * (room + 1)).clamp(max=room)
+        cell = torch.floor(u[:, 4:6] * cells).clamp(max=cells - 1)
+        corner = offset + cell * c  # in zoomed pixels
+        scale = native / zoomed  # native pixels per zoomed pixel
+        region = c * scale
+        return corner[:, 0] * scale[:, 0], corner[:, 1] * scale[:, 1], region[:, 0], region[:, 1]
+
+    def _stratified(self, n: int, generator: torch.Generator | None, dev: torch.device
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A g x g grid of cells over the free range, one jittered cell per patch."""
+        c = self.crop_size
+        lo, hi = self.zoom
+        u = torch.rand(n, 4, generator=generator, device=dev)
         zx = (lo + (hi - lo) * u[:, 0]).clamp(min=c / self.width)
         zy = (lo + (hi - lo) * u[:, 1]).clamp(min=c / self.height)
-        # Region of the native image each patch covers, in native pixels.
-        region_w = c / zx
-        region_h = c / zy
-        # Stratified positions: a g x g grid of cells over the free range, one jittered cell per patch.
-        g = max(1, math.ceil(math.sqrt(batch_size)))
-        cells = torch.randperm(g * g, generator=generator, device=dev)[:batch_size]
+        region_w, region_h = c / zx, c / zy
+        g = max(1, math.ceil(math.sqrt(n)))
+        cells = torch.randperm(g * g, generator=generator, device=dev)[:n]
         fx = ((cells % g).float() + u[:, 2]) / g
         fy = ((cells // g).float() + u[:, 3]) / g
         x0 = fx * (self.width - region_w).clamp(min=0)
         y0 = fy * (self.height - region_h).clamp(min=0)
+        return x0, y0, region_w, region_h
 
-        ix, iy = self._level_index(zx), self._level_index(zy)
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device."""
+        dev = next(iter(self.levels.values())).device
+        c = self.crop_size
+        if self.positions == "paper":
+            x0, y0, region_w, region_h = self._grid_cells(batch_size, generator, dev)
+        else:
+            x0, y0, region_w, region_h = self._stratified(batch_size, generator, dev)
+        ix, iy = self._level_index(c / region_w), self._level_index(c / region_h)
         out = torch.empty(batch_size, 3, c, c, device=dev, dtype=self.levels[(0, 0)].dtype)
         for key in torch.unique(torch.stack([iy, ix], 1), dim=0).tolist():
             level = self.levels[(key[0], key[1])]
@@ -101,10 +134,10 @@ class SingleImagePair:
     """The single-image data source: a patch sampler on each of SOURCE and TARGET."""
 
     def __init__(self, source: Tensor, target: Tensor, *, crop_size: int, zoom: tuple[float, float],
-                 flip: bool, batch_size: int) -> None:
+                 flip: bool, batch_size: int, positions: str = "paper") -> None:
         self.source, self.target = source, target
-        self.source_patches = PatchSampler(source, crop_size, zoom, flip)
-        self.target_patches = PatchSampler(target, crop_size, zoom, flip)
+        self.source_patches = PatchSampler(source, crop_size, zoom, flip, positions)
+        self.target_patches = PatchSampler(target, crop_size, zoom, flip, positions)
         self.batch_size = batch_size
 
     def sample(self, step: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
