@@ -464,7 +464,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     source, target = (im.to(device) for im in trainer.data.preview_images())
     if main:
         save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
-        monitor = RunMonitor(run, config, source, target, progress, t_start)  # metrics.jsonl, best.pt
+        monitor = RunMonitor(run, config, source, target, progress, started)  # metrics.jsonl, best.pt
         monitor.resume_from(start)
 
     def preview(step: int, translated: torch.Tensor) -> Path:
