@@ -28,7 +28,7 @@ from .errors import TrainingFailed, TrainingStopped, UserError
 from .interrupt import StopRequest
 from .losses import Forward, Objective
 from .monitor import RunMonitor
-from .nets import ProjectionHead, build_discriminator, build_generator
+from .nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from .progress import SilentProgress, TrainingProgress
 from .report import save_inputs, write_report
 from .translate import translate_tensor
@@ -142,9 +142,9 @@ class Trainer:
         D = build_discriminator(config)
         F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim,
                                 init_gain=config.init_gain)
-        # channels_last: oneDNN and cuDNN run these convolutions markedly faster in NHWC.
-        G = G.to(device, memory_format=torch.channels_last)
-        D = D.to(device, memory_format=torch.channels_last)
+        # channels_last where it measures faster (cuDNN; oneDNN unless instance norm): nets.memory_format.
+        G = G.to(device, memory_format=memory_format(G, device))
+        D = D.to(device, memory_format=memory_format(D, device))
         F_head = F_head.to(device)
         if config.compile:
             G, D, F_head = torch.compile(G), torch.compile(D), torch.compile(F_head)
@@ -189,8 +189,8 @@ class Trainer:
 
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         src, tgt = self.data.sample(step, self.rng)
-        nhwc = torch.channels_last
-        return src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc)
+        layout = memory_format(unwrap(self.G), src.device)  # G's layout: a conv's output follows its input
+        return src.contiguous(memory_format=layout), tgt.contiguous(memory_format=layout)
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> Forward:
         with self.autocast():
