@@ -31,7 +31,7 @@ from .monitor import RunMonitor
 from .nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from .progress import SilentProgress, TrainingProgress
 from .report import save_inputs, write_report
-from .translate import translate_tensor
+from .translate import cpu_has_bf16_kernels, translate_tensor
 
 PREVIEW_HEIGHT = 384
 
@@ -246,6 +246,9 @@ class Trainer:
 def check_device_support(config: TrainConfig, device: torch.device) -> None:
     if config.precision == "fp16" and device.type != "cuda":
         raise UserError(f"--precision fp16 needs a CUDA GPU (this run is on {device.type}); use --precision bf16")
+    if config.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
+        raise UserError("--precision bf16: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or "
+                        "AMX), so it would train many times slower; use --precision fp32")
 
 
 def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.PathLike, device: torch.device,
