@@ -28,10 +28,10 @@ from .errors import TrainingFailed, TrainingStopped, UserError
 from .interrupt import StopRequest
 from .losses import Forward, Objective
 from .monitor import RunMonitor, check_selection_possible
-from .nets import ProjectionHead, build_discriminator, build_generator
+from .nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from .progress import SilentProgress, TrainingProgress
 from .report import save_inputs, write_report
-from .translate import translate_tensor
+from .translate import cpu_has_bf16_kernels, translate_tensor
 
 PREVIEW_HEIGHT = 384
 CALIBRATION_STEPS = 8  # --minutes: steps timed (after the first, which pays one-off costs) to size the run
@@ -168,9 +168,9 @@ class Trainer:
         D = build_discriminator(config)
         F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim,
                                 init_gain=config.init_gain)
-        # channels_last: oneDNN and cuDNN run these convolutions markedly faster in NHWC.
-        G = G.to(device, memory_format=torch.channels_last)
-        D = D.to(device, memory_format=torch.channels_last)
+        # channels_last where it measures faster (cuDNN; oneDNN unless instance norm): nets.memory_format.
+        G = G.to(device, memory_format=memory_format(G, device))
+        D = D.to(device, memory_format=memory_format(D, device))
         F_head = F_head.to(device)
         if config.compile:
             G, D, F_head = torch.compile(G), torch.compile(D), torch.compile(F_head)
@@ -223,8 +223,8 @@ class Trainer:
 
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         src, tgt = self.data.sample(step, self.rng)
-        nhwc = torch.channels_last
-        return src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc)
+        layout = memory_format(unwrap(self.G), src.device)  # G's layout: a conv's output follows its input
+        return src.contiguous(memory_format=layout), tgt.contiguous(memory_format=layout)
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> Forward:
         with self.autocast():
@@ -281,6 +281,9 @@ class Trainer:
 def check_device_support(config: TrainConfig, device: torch.device) -> None:
     if config.precision == "fp16" and device.type != "cuda":
         raise UserError(f"--precision fp16 needs a CUDA GPU (this run is on {device.type}); use --precision bf16")
+    if config.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
+        raise UserError("--precision bf16: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or "
+                        "AMX), so it would train many times slower; use --precision fp32")
 
 
 def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.PathLike, device: torch.device,

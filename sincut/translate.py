@@ -55,6 +55,12 @@ def pick_device(name: str = "auto") -> torch.device:
         raise UserError(f"--device {name}: not a device name; use auto, cpu, cuda, cuda:N or mps") from None
 
 
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bfloat16 convolutions on this CPU (AVX512-BF16 or AMX). Without them PyTorch
+    runs bf16 convolutions in a reference loop (aten::_slow_conv2d_forward), many times slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def load_generator(model: str | os.PathLike, device: torch.device,
                    checkpoint: str = "auto") -> tuple[Generator, TrainConfig, int]:
     """The generator of a checkpoint file, or of a run directory's best.pt (when it has one and
@@ -113,6 +119,9 @@ class Translator:
                  noise: bool = True, half: bool = False) -> None:
         if tile < MIN_TILE:
             raise UserError(f"--tile {tile}: must be at least {MIN_TILE} pixels")
+        if half and device.type == "cpu" and not cpu_has_bf16_kernels():
+            raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
+                            "so it would translate many times slower; leave out --half")
         self.G, self.device, self.tile, self.seed, self.noise = G, device, tile, seed, noise
         # float16 where GPUs run it fast (CUDA, MPS); bfloat16 on CPUs, whose float16 support is patchy.
         self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None

@@ -137,3 +137,32 @@ def test_res_block_equals_the_unfused_form(downsample: bool, cin: int, cout: int
     skip = x if block.skip is None else _reference_conv_layer(block.skip, x)
     expected = (main + skip) / math.sqrt(2)
     assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_instance_norm_nets_run_nchw_on_cpus_only():
+    """The cut/fastcut nets stay NCHW on a CPU (their instance norms would convert NHWC back and forth);
+    the sincut nets, and every net on a GPU, run channels_last. The trainer follows the rule."""
+    from sincut.config import make_config
+    from sincut.nets import PatchGANDiscriminator, ResnetGenerator, memory_format
+    from sincut.train import Trainer
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for net in (ResnetGenerator(ngf=4, n_blocks=2), PatchGANDiscriminator(ndf=4)):
+        assert memory_format(net, cpu) == torch.contiguous_format
+        assert memory_format(net, cuda) == torch.channels_last
+    for net in (Generator(ngf=2, crop_size=16), Discriminator(ndf=2, crop_size=16)):
+        assert memory_format(net, cpu) == torch.channels_last
+
+    class Frames:  # the trainer only passes the sampled batch through
+        def sample(self, step, rng):
+            return torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+
+    trainer = Trainer.build(make_config("cut", ngf=4, ndf=4, n_blocks=2, nce_layers=(0, 4, 8), crop_size=32,
+                                        load_size=32, steps=1),
+                            Frames(), cpu)
+    stem = next(m for m in trainer.G.modules() if isinstance(m, torch.nn.Conv2d))
+    assert stem.weight.is_contiguous()
+    src, _ = trainer.sample(0)
+    assert src.is_contiguous() and not src.is_contiguous(memory_format=torch.channels_last)
+    sincut = Trainer.build(make_config("sincut", ngf=2, ndf=2, crop_size=16, steps=1), Frames(), cpu)
+    assert sincut.sample(0)[0].is_contiguous(memory_format=torch.channels_last)
