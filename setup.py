@@ -20,7 +20,8 @@ setup(
     package_dir={"sincut.samples": "samples"},
     package_data={"sincut.samples": ["*.jpg", "*.md"]},
     install_requires=["torch>=2.1", "kornia>=0.7", "click>=8.1", "rich>=13", "pillow>=9.5", "numpy>=1.23"],
-    extras_require={"test": ["pytest>=7"]},
+    # onnx and onnxruntime: the tests export an ONNX generator and run it (sincut export --format onnx).
+    extras_require={"test": ["pytest>=7", "onnx>=1.15", "onnxruntime>=1.17"]},
     entry_points={"console_scripts": ["sincut=sincut.cli:main"]},
     license="MIT",
 )
