@@ -9,15 +9,17 @@ full-image resize per sample.
 
 Memory: a float32 pyramid costs about 6.6 times the float32 image (16 levels for zoom 1/3), 1.9 GB
 for a 6000x4000 photo. Pyramids above PYRAMID_FLOAT_BUDGET are stored as uint8 (the 8-bit precision
-of the usual source file; 0.47 GB there), and every read gathers only the small window of a level
-each patch covers, converting just that window to float32.
+of the usual source file; 0.47 GB there), their levels made by Pillow from the 8-bit image, and every
+read gathers only the small window of a level each patch covers, converting just that window to float32.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from PIL import Image
 from kornia.geometry.transform import crop_and_resize, hflip, rescale
 from torch import Tensor
 
@@ -51,13 +53,30 @@ class PatchSampler:
         float_bytes = image.numel() * 4 * sum(self.scales) ** 2
         self.storage = torch.float32 if float_bytes <= PYRAMID_FLOAT_BUDGET else torch.uint8
         self.levels: dict[tuple[int, int], Tensor] = {}
+        if self.storage == torch.float32:
+            for iy, sy in enumerate(self.scales):
+                for ix, sx in enumerate(self.scales):
+                    if iy == 0 and ix == 0:
+                        level = image
+                    else:
+                        level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
+                    self.levels[(iy, ix)] = self._store(level)
+        else:
+            self._build_8bit_levels(image)
+
+    def _build_8bit_levels(self, image: Tensor) -> None:
+        """The same pyramid from the 8-bit image with Pillow's antialiased (support-scaled bilinear)
+        resize: float32 blurs of a full-size image would need several times its memory per level."""
+        base = self._store(image)
+        pil = Image.fromarray(base[0].permute(1, 2, 0).cpu().numpy(), "RGB")
         for iy, sy in enumerate(self.scales):
             for ix, sx in enumerate(self.scales):
                 if iy == 0 and ix == 0:
-                    level = image
-                else:
-                    level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
-                self.levels[(iy, ix)] = self._store(level)
+                    self.levels[(0, 0)] = base
+                    continue
+                size = (max(1, round(self.width * sx)), max(1, round(self.height * sy)))
+                level = np.array(pil.resize(size, Image.BILINEAR))  # writable, as torch wants
+                self.levels[(iy, ix)] = torch.from_numpy(level).permute(2, 0, 1)[None].to(image.device).contiguous()
 
     def _store(self, level: Tensor) -> Tensor:
         if self.storage == torch.float32:
