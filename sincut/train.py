@@ -146,6 +146,10 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         # Networks, built on the CPU from the seed so every device and process starts from the same weights.
+        # Python's and NumPy's global generators too: left unseeded they start from the OS's entropy, so a
+        # checkpoint's copy of them (restored on resume) would differ between two runs of one seed.
+        random.seed(config.seed)
+        np.random.seed(config.seed)
         torch.manual_seed(config.seed)
         G = build_generator(config)
         D = build_discriminator(config)
