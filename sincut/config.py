@@ -26,8 +26,8 @@ class TrainConfig:
                                        "sized after the first steps' timing so the lr decay ends in time "
                                        "(evaluations and the final outputs included); the run's config then "
                                        "records the steps.", min=0.1)
-    epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 400, fastcut: 200); ignored when --steps is given.",
-                              resumable=True, min=1)
+    epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 400, fastcut: 200); --steps replaces it. Fixed "
+                                    "as steps when a run starts (resume takes --steps).", min=1)
     decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay.", min=0.0, max=1.0)
     lr_schedule: str = _opt("epochs", "epochs: the paper's staircase, lr changes once per epoch and its last epoch "
                                       "runs at lr/(decay epochs + 1); linear: decays every step to 0.",
@@ -84,7 +84,7 @@ class TrainConfig:
                                  resumable=True, min=1)
     keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1)
     # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
-    eval_every: int = _opt(0, "Steps between quality measurements of the full-resolution translation "
+    eval_every: int = _opt(0, "Steps between quality measurements of the translation (SOURCE at up to 0.8 MP) "
                               "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0)
     select_by: str = _opt("style", "What picks checkpoints/best.pt: style or sifid (lowest style distance or "
                                    "SIFID among evaluations with SSIM >= --select-min-ssim; sifid needs "
@@ -116,11 +116,32 @@ class TrainConfig:
             raise ValueError(f"--crop-size ({self.crop_size}) must not exceed --load-size ({self.load_size})")
         if self.zoom_min > self.zoom_max:
             raise ValueError(f"--zoom-min ({self.zoom_min}) must not exceed --zoom-max ({self.zoom_max})")
-        deepest = 1 + 1 + 1 + self.n_blocks // 2 if self.generator == "stylegan2" else 11 + self.n_blocks
+        deepest = self.deepest_encoder_layer()
         if not self.nce_layers or min(self.nce_layers) < 0 or max(self.nce_layers) > deepest:
-            raise ValueError(f"--nce-layers must be encoder layer indices in 0..{deepest}, got {self.nce_layers}")
+            layers = ",".join(map(str, self.nce_layers))
+            raise ValueError(f"--nce-layers must be encoder layer indices in 0..{deepest} for --generator "
+                             f"{self.generator} with --n-blocks {self.n_blocks}, got {layers}")
+        if len(set(self.nce_layers)) != len(self.nce_layers):
+            raise ValueError(f"--nce-layers lists a layer twice: {','.join(map(str, self.nce_layers))}")
         if self.preset not in PRESETS:
             raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        for name, beta in (("beta1", self.beta1), ("beta2", self.beta2)):
+            if beta >= 1.0:  # Adam divides by 1 - beta^t
+                raise ValueError(f"--{name} must be < 1, got {beta}")
+        if self.generator == "stylegan2" and self.n_blocks % 2:
+            raise ValueError(f"--n-blocks must be even for --generator stylegan2 (half in the encoder, half in "
+                             f"the decoder), got {self.n_blocks}")
+        if self.epochs is not None and self.preset not in DATASET_PRESETS:
+            raise ValueError(f"--epochs counts passes over two folders (--preset {' or '.join(DATASET_PRESETS)}); "
+                             f"the {self.preset} preset trains on two images: pass --steps")
+
+    def deepest_encoder_layer(self) -> int:
+        """Index of G's deepest encoder layer (nets/: stylegan2 = identity, 1x1 stem, one downsampling
+        block, n_blocks // 2 res blocks; resnet = 4 stem layers, 2 x 4 downsampling layers, n_blocks
+        blocks). tests/test_bad_input.py checks it against the built networks."""
+        if self.generator == "stylegan2":
+            return 2 + self.n_blocks // 2
+        return 11 + self.n_blocks
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -3,6 +3,7 @@ a second Ctrl-C stops at once."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -43,3 +44,16 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+KILL_AT_ENV = "SINCUT_TEST_KILL_AT"
+
+
+def kill_point(moment: str) -> None:
+    """A hard-kill test hook: SIGKILL this process when $SINCUT_TEST_KILL_AT names `moment`, so
+    tests/test_resume.py can kill mid-step, mid-checkpoint or mid-preview exactly, not by timing.
+
+    Moments: `step:N:after-D` (step N has updated D but not yet G) and `write:NAME` (a file NAME is
+    fully written to its temp file but not yet renamed into place)."""
+    if os.environ.get(KILL_AT_ENV) == moment:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))

@@ -143,6 +143,10 @@ class Objective:
         return loss, parts
 
     def _nce(self, query_feats: list[Tensor], key_feats: list[Tensor]) -> Tensor:
+        if not len(query_feats) == len(key_feats) == len(self.nce_layers):
+            # zip would silently drop a layer and rescale PatchNCE: refuse instead
+            raise ValueError(f"PatchNCE got {len(query_feats)} query and {len(key_feats)} key feature maps "
+                             f"for {len(self.nce_layers)} layers {self.nce_layers}")
         ids = self.F_net.sample_locations(key_feats, self.num_patches, self.rng)
         with torch.no_grad():  # keys are detached in the loss, so their projection needs no graph
             keys = self.F_net([k.detach() for k in key_feats], ids)

@@ -1,8 +1,9 @@
-"""A training run's quality over time: at each evaluation step, measure the full-resolution
-translation, append it to `metrics.jsonl`, and keep the best step as `checkpoints/best.pt` and
-`best.png`. The loop hands over the translation it already made for the preview (never a second one).
-SIFID joins the figures where the FID Inception network is installed (at 256 px short side, so its
-cost does not grow with the image; TARGET's Gaussian is fitted once).
+"""A training run's quality over time: at each evaluation step, measure the translation of SOURCE
+(downscaled to at most 896x896 pixels' worth, see train.py), append it to `metrics.jsonl`, and keep
+the best step as `checkpoints/best.pt` and `best.png` (full size). The loop hands over the translation
+it already made for the preview (never a second one). SIFID joins the figures where the FID Inception
+network is installed (at 256 px short side, so its cost does not grow with the image; TARGET's
+Gaussian is fitted once).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+from PIL import Image
 from torch import Tensor
 
 from .checkpoint import save_best_checkpoint
@@ -39,8 +42,12 @@ class RunMonitor:
     """Evaluates at `--eval-every` steps (0: at every preview) and at the last step."""
 
     def __init__(self, run: Path, config: TrainConfig, source: Tensor, target: Tensor,
-                 progress: TrainingProgress, started: float) -> None:
+                 progress: TrainingProgress, started: float,
+                 full_translation: Callable[[int], np.ndarray] | None = None) -> None:
+        """`source` and `target` are the (possibly downscaled) evaluation images; `full_translation(step)`,
+        when given, makes the full-size best.png (uint8 HxWx3) when `source` was downscaled."""
         self.run, self.config, self.progress, self.started = run, config, progress, started
+        self.full_translation = full_translation
         self.source = source.detach().cpu()
         self.reference = StyleReference(target, tuple(source.shape[-2:]))  # TARGET's patches, sampled once
         network = load_inception()
@@ -77,7 +84,10 @@ class RunMonitor:
         best = candidate and key is not None and (self.best_key is None or key < self.best_key)
         if best:
             save_best_checkpoint(self.run, step, state(), figures)
-            save_image(translated, self.run / BEST_IMAGE)
+            if self.full_translation is None:
+                save_image(translated, self.run / BEST_IMAGE)
+            else:
+                save_image(Image.fromarray(self.full_translation(step), "RGB"), self.run / BEST_IMAGE)
             self.best_key, self.best_step = key, step
         now = time.perf_counter()
         record = {"step": step, **figures, "best": best, "eval_seconds": round(now - t0, 3),

@@ -17,25 +17,34 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
 from .config import DATASET_PRESETS, SINCUT_EPOCHS, TrainConfig
 from .data.folders import FolderPairs
-from .data.images import atomic_write, load_image, save_image, side_by_side
+from .data.images import atomic_write, fit_within, load_image, save_image, side_by_side, tensor_to_rgb
 from .data.patches import SingleImagePair
 from .distributed import World, init_from_env, shutdown, unwrap, wrap
 from .errors import TrainingFailed, TrainingStopped, UserError
-from .interrupt import StopRequest
+from .interrupt import StopRequest, kill_point
 from .losses import Forward, Objective
 from .monitor import RunMonitor, check_selection_possible
 from .nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from .progress import SilentProgress, TrainingProgress
 from .report import save_inputs, write_report
-from .translate import cpu_has_bf16_kernels, translate_tensor
+from .tiles import DEFAULT_TILE
+from .translate import Translator, cpu_has_bf16_kernels, translate_tensor
 
 PREVIEW_HEIGHT = 384
 CALIBRATION_STEPS = 8  # --minutes: steps timed (after the first, which pays one-off costs) to size the run
 UNSIZED_STEPS = 10**9  # --minutes: the step count until it is sized; the lr stays constant meanwhile
+# Previews and evaluations translate SOURCE in one pass, downscaled to at most this many pixels (what
+# `sincut translate` does in one pass; 1024x768 stays whole). result.png and best.png are full size,
+# through the tiled translator. TARGET is only measured (never translated): it may be larger.
+EVAL_SOURCE_PIXELS = DEFAULT_TILE * DEFAULT_TILE
+EVAL_TARGET_PIXELS = 4 * EVAL_SOURCE_PIXELS
+RESULT_TILE = DEFAULT_TILE  # tile of the full-size translations (the translate command's default)
+_OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
 
 
 @dataclass
@@ -163,6 +172,10 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         # Networks, built on the CPU from the seed so every device and process starts from the same weights.
+        # Python's and NumPy's global generators too: left unseeded they start from the OS's entropy, so a
+        # checkpoint's copy of them (restored on resume) would differ between two runs of one seed.
+        random.seed(config.seed)
+        np.random.seed(config.seed)
         torch.manual_seed(config.seed)
         G = build_generator(config)
         D = build_discriminator(config)
@@ -251,7 +264,9 @@ class Trainer:
         self.set_lr(step)
         src, tgt = self.sample(step)
         fwd = self.forward(src, tgt)
-        return {**self.discriminator_step(fwd, step), **self.generator_step(fwd)}
+        d_parts = self.discriminator_step(fwd, step)
+        kill_point(f"step:{step + 1}:after-D")
+        return {**d_parts, **self.generator_step(fwd)}
 
     def state(self) -> dict:
         """Everything needed to continue bit for bit: weights, optimiser moments, every RNG state."""
@@ -276,6 +291,30 @@ class Trainer:
         out = translate_tensor(G, image, seed=self.config.seed)
         G.train()
         return out
+
+    def translate_full(self, rgb: np.ndarray) -> np.ndarray:
+        """An HxWx3 uint8 image of any size, in tiles of bounded memory: what `sincut translate` gives."""
+        G = unwrap(self.G)
+        G.eval()
+        try:
+            return Translator(G, next(G.parameters()).device, tile=RESULT_TILE, seed=self.config.seed).translate(rgb)
+        finally:
+            G.train()
+
+
+@contextlib.contextmanager
+def out_of_memory_is_one_line(source: str | os.PathLike, config: TrainConfig):
+    """Running out of memory (CPU or GPU, in torch, NumPy or Pillow) becomes one TrainingFailed line
+    that names the image and what to change, never a traceback."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and not any(s in str(e).lower() for s in _OUT_OF_MEMORY):
+            raise
+        raise TrainingFailed(f"{source}: out of memory while training on it ({type(e).__name__}); "
+                             f"pass a smaller --batch-size (now {config.batch_size}) or --crop-size (now "
+                             f"{config.crop_size}), downscale the image, or free memory; the newest "
+                             "checkpoint (if any) is kept for `sincut resume`") from None
 
 
 def check_device_support(config: TrainConfig, device: torch.device) -> None:
@@ -335,15 +374,16 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
         config.validate()
         check_device_support(config, device)
         check_selection_possible(config)
-        data = make_data(config, source_path, target_path, device, world, progress)
-        config = with_concrete_steps(config, data)
-        run = prepare_run_dir(out) if world.is_main else Path(out)
-        if world.is_main:
-            inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
-            atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
-            atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-        trainer = Trainer.build(config, data, device, world)
-        return _fit(trainer, run, 0, progress, started)
+        with out_of_memory_is_one_line(source_path, config):
+            data = make_data(config, source_path, target_path, device, world, progress)
+            config = with_concrete_steps(config, data)
+            run = prepare_run_dir(out) if world.is_main else Path(out)
+            if world.is_main:
+                inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
+                atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+            trainer = Trainer.build(config, data, device, world)
+            return _fit(trainer, run, 0, progress, started)
     finally:
         shutdown(world)
 
@@ -389,19 +429,20 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
         check_device_support(config, device)
         check_selection_possible(config)
         inputs = _read_json(run / "run.json")
-        data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
-        trainer = Trainer.build(config, data, device, world)
-        if state is not None:
-            try:
-                trainer.load_state(state)
-            except (RuntimeError, KeyError, ValueError) as e:
-                raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
-                                f"({str(e).splitlines()[0][:160]})") from None
-            _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
-        if world.is_main:
-            _truncate_log(run / "log.jsonl", start)
-            atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-        return _fit(trainer, run, start, progress)
+        with out_of_memory_is_one_line(inputs["source"], config):
+            data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
+            trainer = Trainer.build(config, data, device, world)
+            if state is not None:
+                try:
+                    trainer.load_state(state)
+                except (RuntimeError, KeyError, ValueError) as e:
+                    raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                                    f"({str(e).splitlines()[0][:160]})") from None
+                _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
+            if world.is_main:
+                _truncate_log(run / "log.jsonl", start)
+                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+            return _fit(trainer, run, start, progress)
     finally:
         shutdown(world)
 
@@ -464,16 +505,29 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     length = f"{config.minutes:g} minutes" if sizing else f"{config.steps:,} steps"
     progress.note(f"sincut {what}: preset {config.preset}, {length}, batch {config.batch_size}{processes}"
                   f" x {config.crop_size} px, on {device.type}; run directory {run}")
-    source, target = (im.to(device) for im in trainer.data.preview_images())
+    full_source, full_target = trainer.data.preview_images()
+    source = fit_within(full_source, EVAL_SOURCE_PIXELS).to(device)
+    target = fit_within(full_target, EVAL_TARGET_PIXELS).to(device)
+    # SOURCE larger than the evaluation size: result.png and best.png come from the tiled translator.
+    full_rgb = tensor_to_rgb(full_source) if source.shape[-2:] != full_source.shape[-2:] else None
+    del full_source, full_target
+    full_size: dict[int, np.ndarray] = {}
+
+    def full_translation(step: int) -> np.ndarray:  # at most once per step (best.png and result.png)
+        if step not in full_size:
+            full_size.clear()
+            full_size[step] = trainer.translate_full(full_rgb)
+        return full_size[step]
+
     if main:
         save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
-        monitor = RunMonitor(run, config, source, target, progress, started)  # metrics.jsonl, best.pt
+        monitor = RunMonitor(run, config, source, target, progress, started,  # metrics.jsonl, best.pt
+                             full_translation if full_rgb is not None else None)
         monitor.resume_from(start)
 
     def preview(step: int, translated: torch.Tensor) -> Path:
         write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
         return write_preview(run / "latest.png", source, translated, target)
-
 
     def size_run(done: int, timed_from: float) -> None:
         """--minutes: fix the total steps from the sustained step time so far; one preview and
@@ -548,7 +602,10 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     translated = trainer.translate(source)
     preview_path = preview(config.steps, translated)
     monitor.evaluate(config.steps, translated, trainer.state)
-    result = save_image(translated, run / "result.png")
+    if full_rgb is None:
+        result = save_image(translated, run / "result.png")
+    else:
+        result = save_image(Image.fromarray(full_translation(config.steps), "RGB"), run / "result.png")
     write_report(run)
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")

@@ -162,3 +162,57 @@ def test_checkpoint_from_a_newer_format(good, tmp_path: Path):
     torch.save(state, tmp_path / "future.pt")
     assert_one_line_error(cli("translate", tmp_path / "future.pt", good[0], "--out", tmp_path / "o"),
                           "future.pt", "format 99 is newer")
+
+
+@pytest.mark.parametrize("generator,n_blocks", [("stylegan2", 6), ("stylegan2", 2), ("stylegan2", 8),
+                                                ("resnet", 9), ("resnet", 2)])
+def test_deepest_nce_layer_is_the_built_encoders_last(generator: str, n_blocks: int):
+    """The bound --nce-layers is checked against equals the real network's deepest encoder layer."""
+    from sincut.config import make_config
+    from sincut.nets import build_generator
+
+    preset = "sincut" if generator == "stylegan2" else "cut"
+    config = make_config(preset, n_blocks=n_blocks, ngf=2, nce_layers=(0,))
+    assert config.deepest_encoder_layer() == len(build_generator(config).encoder) - 1
+
+
+@pytest.mark.parametrize("extra,must_contain", [
+    (["--nce-layers", "0,2,6"], "--nce-layers must be encoder layer indices in 0..5"),  # default G: layers 0..5
+    (["--nce-layers", "0,2,2"], "--nce-layers lists a layer twice"),
+    (["--n-blocks", "5"], "--n-blocks must be even"),
+    (["--beta2", "1"], "--beta2 must be < 1"),
+])
+def test_option_combinations_are_refused_in_one_line(good, tmp_path: Path, extra, must_contain):
+    out = tmp_path / "run"
+    assert_one_line_error(train_with(*good, out, *extra), must_contain)
+    assert not out.exists()
+
+
+def test_epochs_with_two_images_is_refused(good, tmp_path: Path):
+    result = cli("train", *good, "--out", tmp_path / "run", "--epochs", "3")
+    assert_one_line_error(result, "--epochs counts passes over two folders", "pass --steps")
+
+
+def test_steps_and_epochs_together_are_refused(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        folder.mkdir()
+        random_rgb(40, 40).save(folder / "x.png")
+    result = cli("train", a, b, "--out", tmp_path / "run", "--steps", "2", "--epochs", "1")
+    assert_one_line_error(result, "--steps and --epochs")
+
+
+def test_a_feature_list_of_the_wrong_length_is_an_error_not_a_smaller_loss():
+    """zip would drop the missing layer and scale PatchNCE by 2/3: the objective refuses instead."""
+    from sincut.config import make_config
+    from sincut.nets import ProjectionHead, build_generator
+
+    config = make_config("sincut", ngf=2, crop_size=32)
+    G = build_generator(config)
+    F = ProjectionHead(G.feature_channels(config.nce_layers), nc=8)
+    feats = G.encode(torch.zeros(1, 3, 32, 32), config.nce_layers)
+    ids = F.sample_locations(feats, 4)
+    with pytest.raises(ValueError, match="3 MLPs but got 2 feature maps"):
+        F(feats[:2], ids[:2])
+    with pytest.raises(ValueError, match="does not exist"):
+        G.encode(torch.zeros(1, 3, 32, 32), (0, 2, len(G.encoder)))

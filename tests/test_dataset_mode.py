@@ -17,7 +17,7 @@ from PIL import Image
 from sincut.cli import main
 from sincut.nets import PatchGANDiscriminator, ProjectionHead, ResnetGenerator
 
-from .conftest import ROOT, random_rgb
+from .conftest import ROOT, TINY_TRAIN, random_rgb
 
 TINY_DATASET = ["--steps", "3", "--load-size", "40", "--crop-size", "32", "--ngf", "4", "--ndf", "4",
                 "--n-blocks", "2", "--num-patches", "16", "--nce-layers", "0,4,8,12", "--log-every", "1",
@@ -143,33 +143,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_with_gloo_end_with_identical_weights(folders, tmp_path: Path):
-    a, b = folders
+@pytest.mark.parametrize("preset", ["cut", "sincut"])
+def test_two_processes_with_gloo_end_with_identical_weights(folders, tiny_pair, tmp_path: Path, preset: str):
+    """cut: instance norm, no R1; sincut: two single images, R1's double backward through DDP."""
+    if preset == "cut":
+        inputs, options = [str(p) for p in folders], TINY_DATASET
+    else:
+        inputs, options = [str(p) for p in tiny_pair], TINY_TRAIN
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "sincut", "train", str(a), str(b), "--out", str(run),
-           *TINY_DATASET, "--checkpoint-every", "1000"]
     script = tmp_path / "dump.py"
-    # Each rank dumps its final G after training, so the two copies can be compared bit for bit.
+    # Each rank dumps its G as training starts and ends, so the copies can be compared bit for bit.
     script.write_text(
         "import os, sys, torch\n"
         "import sincut.train as t\n"
         "orig = t._fit\n"
         "def fit(trainer, run, start, progress):\n"
+        "    rank = trainer.world.rank\n"
+        "    torch.save(t.unwrap(trainer.G).state_dict(), os.path.join(sys.argv[1], f'G0_rank{rank}.pt'))\n"
         "    out = orig(trainer, run, start, progress)\n"
-        "    torch.save(t.unwrap(trainer.G).state_dict(), os.path.join(sys.argv[1], f'G_rank{trainer.world.rank}.pt'))\n"
+        "    torch.save(t.unwrap(trainer.G).state_dict(), os.path.join(sys.argv[1], f'G_rank{rank}.pt'))\n"
         "    return out\n"
         "t._fit = fit\n"
         "from sincut.cli import main\n"
         "main(sys.argv[2:], prog_name='sincut')\n")
-    cmd = cmd[:cmd.index("-m", 3)] + [str(script), str(tmp_path)] + cmd[cmd.index("-m", 3) + 2:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(script), str(tmp_path), "train", *inputs, "--out", str(run),
+           *options, "--checkpoint-every", "1000"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == preset
     g0 = torch.load(tmp_path / "G_rank0.pt", weights_only=True)
     g1 = torch.load(tmp_path / "G_rank1.pt", weights_only=True)
     for name, tensor in g0.items():
         assert torch.equal(tensor, g1[name]), name
-    initial = ResnetGenerator(ngf=4, n_blocks=2)
-    assert any(not torch.equal(g0[k], v) for k, v in initial.state_dict().items())  # it trained
-    assert len(list((run / "checkpoints").glob("*.pt"))) == 1  # only rank 0 wrote
+    initial = torch.load(tmp_path / "G0_rank0.pt", weights_only=True)
+    for name, tensor in torch.load(tmp_path / "G0_rank1.pt", weights_only=True).items():
+        assert torch.equal(tensor, initial[name]), name  # both ranks start from the same weights
+    assert any(not torch.equal(g0[k], v) for k, v in initial.items())  # it trained: moved off its own start
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert ("D_R1" in log[-1]) == (preset == "sincut")
+    assert len(list((run / "checkpoints").glob("step_*.pt"))) == 1  # only rank 0 wrote

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -63,16 +64,38 @@ def test_exported_model_reproduces_translate_in_a_torch_only_interpreter(tiny_mo
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "n" / "photo.png"), dtype=int), translated)
 
 
-def test_onnx_export_or_a_clear_message(tiny_model: Path, tmp_path: Path):
+def test_onnx_export_runs_in_onnxruntime_and_reproduces_translate(tiny_model: Path, tmp_path: Path):
+    """The exported file, run by onnxruntime (not torch) on a real photo, gives `translate --no-noise`."""
+    ort = pytest.importorskip("onnxruntime")  # in the test extra: pip install -e ".[test]"
+    pytest.importorskip("onnx")
+    photo = tmp_path / "photo.png"
+    Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((96, 54)).save(photo)  # even sides
     result = run("export", tiny_model, "--out", tmp_path / "g.onnx", "--format", "onnx")
-    if importlib.util.find_spec("onnx") is None:
-        assert result.exit_code == 2
-        lines = [line for line in result.output.splitlines() if line.strip()]
-        assert len(lines) == 1 and "pip install onnx" in lines[0] and "Traceback" not in result.output
-        assert not (tmp_path / "g.onnx").exists()
-    else:  # pragma: no cover - the CI machine has no onnx
-        assert result.exit_code == 0, result.output
-        assert (tmp_path / "g.onnx").stat().st_size > 0
+    assert result.exit_code == 0, result.output
+    assert run("translate", tiny_model, photo, "--out", tmp_path / "t", "--no-noise",
+               "--device", "cpu").exit_code == 0
+
+    session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])
+    pixels = np.asarray(Image.open(photo), dtype=np.float32) / 255.0
+    x = (pixels.transpose(2, 0, 1)[None] * 2 - 1).astype(np.float32)
+    (y,) = session.run(["translated"], {"image": x})
+    assert y.shape == (1, 3, 54, 96)
+    exported = np.round((np.clip(y[0], -1, 1) + 1) * 127.5).astype(int).transpose(1, 2, 0)
+    translated = np.asarray(Image.open(tmp_path / "t" / "photo.png"), dtype=int)
+    assert np.abs(exported - translated).max() <= 1 and np.abs(exported - translated).mean() < 0.01
+    # another size through the same file: height and width are dynamic
+    (y2,) = session.run(["translated"], {"image": x[:, :, :40, :64]})
+    assert y2.shape == (1, 3, 40, 64)
+
+
+def test_onnx_export_without_onnx_is_one_line(tiny_model: Path, tmp_path: Path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    result = run("export", tiny_model, "--out", tmp_path / "g.onnx", "--format", "onnx")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install onnx" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "g.onnx").exists()
 
 
 def test_export_into_a_folder_is_refused(tiny_model: Path, tmp_path: Path):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,6 +16,8 @@ import torch
 from click.testing import CliRunner
 
 from sincut.cli import main
+from sincut.config import TrainConfig
+from sincut.interrupt import KILL_AT_ENV
 
 from .conftest import ROOT, TINY_TRAIN
 
@@ -41,16 +43,63 @@ def final_state(run: Path) -> dict:
     return torch.load(last, weights_only=True)
 
 
+def assert_same(a, b, where: str = "state") -> None:
+    """Equal in both directions, all the way down: the same keys, tensors bit for bit, the rest by ==."""
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys differ: {set(a) ^ set(b)}"
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}"
+
+
 def assert_same_training_state(a: dict, b: dict) -> None:
-    assert a["step"] == b["step"]
-    for net in ("G", "D", "F"):
-        for name, tensor in a[net].items():
-            assert torch.equal(tensor, b[net][name]), f"{net}.{name} differs"
-    for opt in ("opt_G", "opt_D"):
-        for pid, slot in a[opt]["state"].items():
-            for key, value in slot.items():
-                assert torch.equal(value, b[opt]["state"][pid][key]), f"{opt}[{pid}].{key} differs"
-    assert torch.equal(a["rng"]["sampler"], b["rng"]["sampler"])
+    """Everything a checkpoint holds: weights, optimiser moments and param groups (lr included), every
+    RNG (Python, NumPy, torch, the sampler's), the config and the step."""
+    for part in ("G", "D", "F", "opt_G", "opt_D", "rng", "lr", "step", "config"):
+        assert part in a and part in b, part
+    assert_same({k: v for k, v in a.items() if k != "config"}, {k: v for k, v in b.items() if k != "config"})
+    bookkeeping = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
+    assert_same({k: v for k, v in a["config"].items() if k not in bookkeeping},  # the recipe, not --keep etc.
+                {k: v for k, v in b["config"].items() if k not in bookkeeping}, "state.config")
+
+
+def test_state_comparison_notices_every_part():
+    """assert_same_training_state fails for a difference in any part, in either direction."""
+    base = {"step": 2, "lr": 0.002, "config": {"seed": 0, "keep_checkpoints": 2}, "G": {"w": torch.zeros(2)}, "D": {}, "F": {},
+            "opt_G": {"state": {0: {"exp_avg": torch.zeros(2)}}, "param_groups": [{"lr": 0.002, "params": [0]}]},
+            "opt_D": {"state": {}, "param_groups": [{"lr": 0.002, "params": []}]},
+            "rng": {"python": (3, (1, 2), None), "numpy": {"pos": 1}, "torch": torch.zeros(3, dtype=torch.uint8),
+                    "sampler": torch.zeros(3, dtype=torch.uint8)}}
+    assert_same_training_state(base, base)
+    import copy
+
+    def changed(edit) -> dict:
+        other = copy.deepcopy(base)
+        edit(other)
+        return other
+
+    edits = [
+        lambda s: s["rng"].__setitem__("python", (3, (1, 3), None)),
+        lambda s: s["rng"]["numpy"].__setitem__("pos", 2),
+        lambda s: s["rng"]["torch"].add_(1),
+        lambda s: s["opt_G"]["param_groups"][0].__setitem__("lr", 0.001),
+        lambda s: s.__setitem__("lr", 0.001),
+        lambda s: s["config"].__setitem__("seed", 1),
+        lambda s: s["opt_G"]["state"][0].__setitem__("exp_avg_sq", torch.zeros(2)),  # an extra key
+    ]
+    for edit in edits:
+        other = changed(edit)
+        for first, second in ((base, other), (other, base)):
+            with pytest.raises(AssertionError):
+                assert_same_training_state(first, second)
 
 
 def test_resumed_run_is_bitwise_identical(tiny_pair, tmp_path: Path):
@@ -133,8 +182,11 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_pair, tmp_pat
     torch.load(run / "checkpoints" / "step_0000001.pt", weights_only=True)
 
 
-def _train_process(args: list[str], cwd: Path) -> subprocess.Popen:
+def _train_process(args: list[str], cwd: Path, kill_at: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop(KILL_AT_ENV, None)
+    if kill_at:
+        env[KILL_AT_ENV] = kill_at
     return subprocess.Popen([sys.executable, "-m", "sincut", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -162,26 +214,40 @@ def test_graceful_stop_saves_and_exits(tiny_pair, tmp_path: Path, sig, code):
     assert 1 <= saved["step"] < 400
 
 
-def test_sigkill_at_random_moments_always_leaves_a_resumable_run(tiny_pair, tmp_path: Path):
-    """Kill -9 three times at random moments (mid-step, mid-checkpoint, mid-preview), resume each
-    time, and the finished run equals one that was never interrupted, bit for bit."""
+def _steps_saved(run: Path) -> list[int]:
+    return [int(p.stem.split("_")[1]) for p in sorted((run / "checkpoints").glob("step_*.pt"))]
+
+
+def test_sigkill_mid_step_mid_checkpoint_and_mid_preview_always_leaves_a_resumable_run(tiny_pair, tmp_path: Path):
+    """Kill -9 at three chosen moments (the run kills itself there, see sincut/interrupt.py), check
+    what each kill left, resume each time, and the finished run equals one never interrupted, bit for bit."""
     src, tgt = map(str, tiny_pair)
-    args = tiny(12, checkpoint_every="1", preview_every="3")
+    args = tiny(9, checkpoint_every="1", preview_every="3", keep="10")
     straight = tmp_path / "straight"  # in a child process too: same thread count, same float sums
     proc = _train_process(["train", src, tgt, "--out", str(straight), *args], tmp_path)
     assert proc.wait(timeout=300) == 0, proc.stdout.read()
 
     run = tmp_path / "killed"
-    chooser = random.Random(1234)
     command = ["train", src, tgt, "--out", str(run), *args]
-    for _ in range(3):
-        proc = _train_process(command, tmp_path)
-        _wait_for(run / "log.jsonl", proc)
-        time.sleep(chooser.uniform(0.0, 1.5))
-        proc.kill()
-        proc.wait()
-        command = ["resume", str(run), "--device", "cpu"]
-    proc = _train_process(command, tmp_path)
+    resume = ["resume", str(run), "--device", "cpu"]
+    # mid-step: step 2 has updated D, not G; checkpoint 1 is the newest
+    proc = _train_process(command, tmp_path, kill_at="step:2:after-D")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, out
+    assert _steps_saved(run) == [1]
+    # mid-checkpoint: step 4's checkpoint is written to its temp file, not yet renamed
+    proc = _train_process(resume, tmp_path, kill_at="write:step_0000004.pt")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, out
+    assert _steps_saved(run) == [1, 2, 3] and list((run / "checkpoints").glob(".step_0000004.pt.*.tmp"))
+    # mid-preview: step 6's preview is in its temp file; step 6's checkpoint is complete
+    proc = _train_process(resume, tmp_path, kill_at="write:step_0000006.png")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, out
+    assert _steps_saved(run)[-1] == 6 and list((run / "previews").glob(".step_0000006.png.*.tmp"))
+    assert not (run / "previews" / "step_0000006.png").exists()
+
+    proc = _train_process(resume, tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert not list(run.rglob("*.tmp"))

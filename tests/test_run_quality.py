@@ -71,7 +71,8 @@ def test_metrics_are_logged_at_each_eval_step(evaluated_run: Path):
 
 
 def test_logged_figures_are_those_of_the_final_translation(evaluated_run: Path, pair_files):
-    """Recomputed independently from the final checkpoint: the loop measured the right image."""
+    """Recomputed from the final checkpoint (the same metric code, outside the loop): the loop measured
+    the right image."""
     src, tgt = pair_files
     G, config, step = load_generator(evaluated_run, torch.device("cpu"), "latest")
     assert step == 3

@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
+from ..interrupt import kill_point
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -110,6 +111,21 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     return rgb_to_tensor(read_image(path).rgb)
 
 
+def fit_within(image: torch.Tensor, max_pixels: int) -> torch.Tensor:
+    """[N, 3, H, W] downscaled (antialiased, aspect kept) to at most `max_pixels` pixels; smaller ones as is."""
+    h, w = image.shape[-2:]
+    if h * w <= max_pixels:
+        return image
+    scale = (max_pixels / (h * w)) ** 0.5
+    size = (max(1, int(h * scale)), max(1, int(w * scale)))
+    return torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
+    """[1, 3, H, W] in [-1, 1] to HxWx3 uint8 (exact for a tensor that came from an 8-bit file)."""
+    return np.ascontiguousarray(to_uint8_(image[0].detach().permute(1, 2, 0).to("cpu", torch.float32, copy=True)).numpy())
+
+
 def to_uint8_(image: torch.Tensor) -> torch.Tensor:
     """Float image in [-1, 1] (any layout) to uint8, reusing the float tensor's memory for the maths."""
     return image.clamp_(-1, 1).add_(1.0).mul_(127.5).round_().to(torch.uint8)
@@ -123,16 +139,29 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy(), mode="RGB")
 
 
+def _current_umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename it over `path`."""
+    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename it over `path`.
+
+    mkstemp creates the temp file with mode 0600 and the rename keeps it, so the mode is set to what
+    a plain open() would give (0666 less the umask: 0644 under umask 022) before the rename.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        kill_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,8 @@ class EncoderFeatures:
 
     def encode(self, x: Tensor, layers: tuple[int, ...]) -> list[Tensor]:
         """Features of the requested encoder layers; stops after the deepest one."""
+        if layers and max(layers) >= len(self.encoder):
+            raise ValueError(f"NCE layer {max(layers)} does not exist: the encoder has layers 0..{len(self.encoder) - 1}")
         feats = []
         last = max(layers)
         for i, layer in enumerate(self.encoder):

@@ -36,6 +36,9 @@ class ProjectionHead(nn.Module):
 
     def forward(self, feats: list[Tensor], patch_ids: list[Tensor]) -> list[Tensor]:
         """Rows ordered image-major: row b * num_patches + p is location p of image b."""
+        if not len(feats) == len(patch_ids) == len(self.mlps):
+            raise ValueError(f"F has {len(self.mlps)} MLPs but got {len(feats)} feature maps and "
+                             f"{len(patch_ids)} index sets")
         out = []
         for f, ids, mlp in zip(feats, patch_ids, self.mlps):
             rows = f.flatten(2).index_select(2, ids).transpose(1, 2).flatten(0, 1)  # [B * P, C]
