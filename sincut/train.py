@@ -36,7 +36,7 @@ from .tiles import DEFAULT_TILE
 from .translate import Translator, cpu_has_bf16_kernels, translate_tensor
 
 PREVIEW_HEIGHT = 384
-CALIBRATION_STEPS = 8  # --minutes: steps timed (after the first, which pays one-off costs) to size the run
+CALIBRATION_STEPS = 8  # --minutes: at least this many steps timed (after the first) to size the run
 UNSIZED_STEPS = 10**9  # --minutes: the step count until it is sized; the lr stays constant meanwhile
 # Previews and evaluations translate SOURCE in one pass, downscaled to at most this many pixels (what
 # `sincut translate` does in one pass; 1024x768 stays whole). result.png and best.png are full size,
@@ -85,6 +85,12 @@ def steps_for_budget(done: int, seconds_left: float, seconds_per_step: float, se
     evaluation, result.png and the report)."""
     spare = seconds_left - (evaluations + 3) * seconds_per_eval
     return done + max(1, int(spare / seconds_per_step))
+
+
+def calibration_steps(config: TrainConfig) -> int:
+    """--minutes: steps to time, a whole lazy-R1 period at least, so its double backward is in the average
+    (timing 8 R1-free steps of the quick recipe undercounted the step by a fifth and overran the budget)."""
+    return max(CALIBRATION_STEPS, config.r1_every if config.r1_gamma > 0 else 1)
 
 
 def capture_rng(sampler_rng: torch.Generator) -> dict:
@@ -487,7 +493,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop.
 
     With --minutes (config.steps None) the loop first evaluates the untrained model (timing an
-    evaluation), runs CALIBRATION_STEPS timed steps at the constant lr, then fixes the step count
+    evaluation), runs calibration_steps() timed steps at the constant lr, then fixes the step count
     that fits the budget and records it in config.json, so a resume continues the same schedule.
     """
     config = trainer.config
@@ -568,7 +574,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                 if done == start + 1:
                     timed_from = time.perf_counter()  # the first step pays one-off costs
                 checkpointing = done % config.checkpoint_every == 0 or stop.requested
-                if sizing and (done == start + 1 + CALIBRATION_STEPS or checkpointing):
+                if sizing and (done == start + 1 + calibration_steps(config) or checkpointing):
                     size_run(done, timed_from)  # before any checkpoint, which must hold the real total
                     checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 logging = done % config.log_every == 0 or done == config.steps or step == start

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sincut.cli import main
 from sincut.config import make_config
 from sincut.nets import Generator
-from sincut.train import CALIBRATION_STEPS, steps_for_budget
+from sincut.train import calibration_steps, steps_for_budget
 
 
 def run(*args: str):
@@ -54,8 +54,10 @@ def test_train_for_minutes_sizes_and_records_the_steps(tiny_pair, tmp_path: Path
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     steps = config["steps"]
-    assert isinstance(steps, int) and steps > 1 + CALIBRATION_STEPS and config["minutes"] == 0.25
-    assert config["preview_every"] == max(1, (steps - 1 - CALIBRATION_STEPS) // 1)
+    timed = calibration_steps(make_config("quick"))
+    assert timed == 16  # a whole lazy-R1 period of the quick recipe
+    assert isinstance(steps, int) and steps > 1 + timed and config["minutes"] == 0.25
+    assert config["preview_every"] == max(1, (steps - 1 - timed) // 1)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 0 and not metrics[0]["best"]  # the starting point, never chosen as best
     assert metrics[0]["ssim"] == pytest.approx(1.0)  # the residual G starts as the photo itself
