@@ -182,8 +182,9 @@ _DATASET = dict(
     nce_negatives_from_minibatch=False, r1_gamma=0.0,
 )
 # The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
-# terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1;
-# each value measured with benchmarks/quality.py (README: "The quick recipe").
+# terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1.
+# The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); a per-value
+# ablation is not measured yet.
 QUICK = dict(steps=None, minutes=8.0, residual=True, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
              lr_schedule="linear", patch_positions="stratified")
 PRESETS: dict[str, dict[str, Any]] = {
