@@ -111,6 +111,22 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
     return rgb_to_tensor(read_image(path).rgb)
 
 
+def load_image_compact(path: str | os.PathLike) -> torch.Tensor:
+    """An image file as [1, 3, H, W]: uint8 for 8-bit files (a quarter of float32's memory; see
+    `as_float`), float32 in [-1, 1] for deeper ones, so no precision is lost."""
+    rgb = read_image(path).rgb
+    if rgb.dtype != np.uint8:
+        return rgb_to_tensor(rgb)
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]  # one copy, writable
+
+
+def as_float(image: torch.Tensor) -> torch.Tensor:
+    """[N, 3, H, W] uint8 (0..255) or float: float32 in [-1, 1], the range the networks take."""
+    if image.dtype == torch.uint8:
+        return image.float().div_(127.5).sub_(1.0)
+    return image.float()
+
+
 def fit_within(image: torch.Tensor, max_pixels: int) -> torch.Tensor:
     """[N, 3, H, W] downscaled (antialiased, aspect kept) to at most `max_pixels` pixels; smaller ones as is."""
     h, w = image.shape[-2:]

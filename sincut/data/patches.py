@@ -8,20 +8,22 @@ sqrt(2) along each axis and does not alias. Each step is then a handful of batch
 full-image resize per sample.
 
 Memory: a float32 pyramid costs about 6.6 times the float32 image (16 levels for zoom 1/3), 1.9 GB
-for a 6000x4000 photo. Pyramids above PYRAMID_FLOAT_BUDGET are stored as uint8 (the 8-bit precision
-of the usual source file; 0.47 GB there), their levels made by Pillow from the 8-bit image, and every
-read gathers only the small window of a level each patch covers, converting just that window to float32.
+for a 6000x4000 photo. Above PYRAMID_FLOAT_BUDGET no pyramid is stored: the image is kept as uint8
+(the 8-bit precision of the usual source file; 72 MB there) and each patch computes only the small
+window of its level that it reads, with the same blur and bilinear resampling that build a stored
+level, so both paths give the same patches up to the source's 8-bit rounding.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-from PIL import Image
+from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import crop_and_resize, hflip, rescale
 from torch import Tensor
+
+from .images import as_float
 
 LEVELS_PER_OCTAVE = 2
 # Largest float32 pyramid kept as float32; larger ones are stored as uint8 (1/4 of the memory).
@@ -29,7 +31,8 @@ PYRAMID_FLOAT_BUDGET = 256 * 2**20
 
 
 class PatchSampler:
-    """Batches of `crop_size` patches of one [1, 3, H, W] image, with random zoom, position and flip.
+    """Batches of `crop_size` patches of one [1, 3, H, W] image (float32 in [-1, 1], or uint8), with
+    random zoom, position and flip; patches are float32 in [-1, 1].
 
     zoom: (min, max) factors applied independently to width and height, relative to the native size
     (the paper: uniform in [1/3, 1]). A zoom that would make the zoomed image narrower than the crop
@@ -60,36 +63,67 @@ class PatchSampler:
         self.scales = [2.0 ** (-i / LEVELS_PER_OCTAVE) for i in range(n_levels)]
         float_bytes = image.numel() * 4 * sum(self.scales) ** 2
         self.storage = torch.float32 if float_bytes <= PYRAMID_FLOAT_BUDGET else torch.uint8
+        self.level_sizes = {(iy, ix): (int(self.height * sy), int(self.width * sx))  # as kornia's rescale
+                            for iy, sy in enumerate(self.scales) for ix, sx in enumerate(self.scales)}
         self.levels: dict[tuple[int, int], Tensor] = {}
-        if self.storage == torch.float32:
-            for iy, sy in enumerate(self.scales):
-                for ix, sx in enumerate(self.scales):
-                    if iy == 0 and ix == 0:
-                        level = image
-                    else:
-                        level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
-                    self.levels[(iy, ix)] = self._store(level)
-        else:
-            self._build_8bit_levels(image)
-
-    def _build_8bit_levels(self, image: Tensor) -> None:
-        """The same pyramid from the 8-bit image with Pillow's antialiased (support-scaled bilinear)
-        resize: float32 blurs of a full-size image would need several times its memory per level."""
-        base = self._store(image)
-        pil = Image.fromarray(base[0].permute(1, 2, 0).cpu().numpy(), "RGB")
+        if self.storage == torch.uint8:  # only the image itself; levels are computed per patch window
+            self.levels[(0, 0)] = self._store(image)
+            return
+        image = self._store(image)
         for iy, sy in enumerate(self.scales):
             for ix, sx in enumerate(self.scales):
                 if iy == 0 and ix == 0:
-                    self.levels[(0, 0)] = base
-                    continue
-                size = (max(1, round(self.width * sx)), max(1, round(self.height * sy)))
-                level = np.array(pil.resize(size, Image.BILINEAR))  # writable, as torch wants
-                self.levels[(iy, ix)] = torch.from_numpy(level).permute(2, 0, 1)[None].to(image.device).contiguous()
+                    level = image
+                else:
+                    level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
+                self.levels[(iy, ix)] = level.contiguous()
 
-    def _store(self, level: Tensor) -> Tensor:
+    def _store(self, image: Tensor) -> Tensor:
+        """The image in this sampler's storage: float32 in [-1, 1], or uint8 (a uint8 image as is)."""
         if self.storage == torch.float32:
-            return level.float().contiguous()
-        return level.clamp(-1, 1).add(1.0).mul_(127.5).round_().to(torch.uint8).contiguous()
+            return as_float(image)
+        if image.dtype == torch.uint8:
+            return image.contiguous()
+        return image.clamp(-1, 1).add(1.0).mul_(127.5).round_().to(torch.uint8).contiguous()
+
+    def _level_windows(self, key: tuple[int, int], boxes: Tensor) -> tuple[Tensor, Tensor]:
+        """Without a stored level: what `_read_windows` would read from level `key`, computed from
+        the 8-bit image. Kornia's antialiased rescale blurs the whole image with a Gaussian (reflected
+        at the borders) and samples it bilinearly at level pixel j -> native (j + 0.5) * H / h - 0.5;
+        here each patch blurs a native window with a margin wider than the kernel (so the window's
+        inner edges never reach a kept pixel; at the image's edges both reflect alike) and samples
+        the same positions."""
+        base = self.levels[(0, 0)]
+        if key == (0, 0):
+            return self._read_windows(base, boxes)
+        (lh, lw), (nh, nw) = self.level_sizes[key], (self.height, self.width)
+        factors = (nh / lh, nw / lw)
+        sigmas = tuple(max((f - 1.0) / 2.0, 0.001) for f in factors)
+        ks = tuple(int(max(4.0 * s, 3)) | 1 for s in sigmas)  # kornia's odd kernel size for that sigma
+        ks = (1 if nh == 1 else ks[0], 1 if nw == 1 else ks[1])
+        # The level window the boxes need, exactly as `_read_windows` cuts it from a stored level.
+        lo = boxes.amin(dim=1).floor().long().clamp(min=0)
+        hi = torch.minimum(boxes.amax(dim=1).floor().long() + 2, torch.tensor([lw, lh], device=boxes.device))
+        win_w, win_h = (hi - lo).amax(dim=0).tolist()
+        x0 = torch.minimum(lo[:, 0], torch.tensor(lw - win_w, device=lo.device)).clamp(min=0)
+        y0 = torch.minimum(lo[:, 1], torch.tensor(lh - win_h, device=lo.device)).clamp(min=0)
+        # Native coordinates of those level pixels, and the native window (with margin) that covers them.
+        u = (x0[:, None] + torch.arange(win_w, device=lo.device) + 0.5) * factors[1] - 0.5  # [n, win_w]
+        v = (y0[:, None] + torch.arange(win_h, device=lo.device) + 0.5) * factors[0] - 0.5  # [n, win_h]
+        margin_x, margin_y = ks[1] // 2 + 2, ks[0] // 2 + 2
+        nx0 = (u[:, 0].floor().long() - margin_x).clamp(min=0)
+        ny0 = (v[:, 0].floor().long() - margin_y).clamp(min=0)
+        span_w = int(min(nw, (u[:, -1].floor().long() + 2 + margin_x - nx0).max().item()))
+        span_h = int(min(nh, (v[:, -1].floor().long() + 2 + margin_y - ny0).max().item()))
+        nx0 = torch.minimum(nx0, torch.tensor(nw - span_w, device=lo.device))
+        ny0 = torch.minimum(ny0, torch.tensor(nh - span_h, device=lo.device))
+        cols = nx0[:, None] + torch.arange(span_w, device=lo.device)
+        rows = ny0[:, None] + torch.arange(span_h, device=lo.device)
+        native = base[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1).float().div_(127.5).sub_(1.0)
+        blurred = gaussian_blur2d(native.contiguous(), ks, sigmas)
+        windows = _lerp_rows(_lerp_cols(blurred, u - nx0[:, None]), v - ny0[:, None])
+        shift = torch.stack([x0, y0], dim=1).to(boxes.dtype)[:, None, :]
+        return windows.contiguous(), boxes - shift
 
     def _read_windows(self, level: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
         """The part of `level` each box's bilinear taps touch, as a float32 batch of equal-sized
@@ -153,7 +187,7 @@ class PatchSampler:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
         """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device."""
-        dev = next(iter(self.levels.values())).device
+        dev = self.levels[(0, 0)].device
         c = self.crop_size
         if self.positions == "paper":
             x0, y0, region_w, region_h = self._grid_cells(batch_size, generator, dev)
@@ -162,11 +196,10 @@ class PatchSampler:
         ix, iy = self._level_index(c / region_w), self._level_index(c / region_h)
         out = torch.empty(batch_size, 3, c, c, device=dev, dtype=torch.float32)
         for key in torch.unique(torch.stack([iy, ix], 1), dim=0).tolist():
-            level = self.levels[(key[0], key[1])]
             sel = ((iy == key[0]) & (ix == key[1])).nonzero().squeeze(1)
             # Native-pixel edges -> level pixel centres (kornia boxes are inclusive corner pixels).
-            sx = level.shape[3] / self.width
-            sy = level.shape[2] / self.height
+            level_h, level_w = self.level_sizes[(key[0], key[1])]
+            sx, sy = level_w / self.width, level_h / self.height
             left = x0[sel] * sx
             right = (x0[sel] + region_w[sel]) * sx - 1.0
             top = y0[sel] * sy
@@ -175,7 +208,10 @@ class PatchSampler:
                 torch.stack([left, top], 1), torch.stack([right, top], 1),
                 torch.stack([right, bottom], 1), torch.stack([left, bottom], 1),
             ], dim=1)
-            windows, boxes = self._read_windows(level, boxes)
+            if self.storage == torch.uint8:
+                windows, boxes = self._level_windows((key[0], key[1]), boxes)
+            else:
+                windows, boxes = self._read_windows(self.levels[(key[0], key[1])], boxes)
             out[sel] = crop_and_resize(windows, boxes, (c, c))
         if self.flip:
             flipped = torch.rand(batch_size, generator=generator, device=dev) < 0.5
@@ -183,8 +219,26 @@ class PatchSampler:
         return out
 
 
+def _lerp_cols(images: Tensor, x: Tensor) -> Tensor:
+    """[n, C, H, W] sampled bilinearly along W at per-image positions x [n, k] (pixel centres at
+    integers, clamped to the image like torch's interpolate) -> [n, C, H, k]."""
+    x = x.clamp(0, images.shape[3] - 1)
+    left = x.floor().long().clamp(max=images.shape[3] - 1)
+    right = (left + 1).clamp(max=images.shape[3] - 1)
+    frac = (x - left).to(images.dtype)[:, None, None, :]
+    n, c, h, _ = images.shape
+    gather = lambda i: images.gather(3, i[:, None, None, :].expand(n, c, h, -1))  # noqa: E731
+    return torch.lerp(gather(left), gather(right), frac)
+
+
+def _lerp_rows(images: Tensor, y: Tensor) -> Tensor:
+    """The same along H: [n, C, H, W] at positions y [n, k] -> [n, C, k, W]."""
+    return _lerp_cols(images.transpose(2, 3), y).transpose(2, 3)
+
+
 class SingleImagePair:
-    """The single-image data source: a patch sampler on each of SOURCE and TARGET."""
+    """The single-image data source: a patch sampler on each of SOURCE and TARGET. The images may be
+    uint8 (see `load_image_compact`): a large photo is then held at one byte per value."""
 
     def __init__(self, source: Tensor, target: Tensor, *, crop_size: int, zoom: tuple[float, float],
                  flip: bool, batch_size: int, positions: str = "paper") -> None:
@@ -197,4 +251,5 @@ class SingleImagePair:
         return (self.source_patches.sample(self.batch_size, rng), self.target_patches.sample(self.batch_size, rng))
 
     def preview_images(self) -> tuple[Tensor, Tensor]:
-        return self.source, self.target
+        """SOURCE and TARGET as float32 in [-1, 1] (a copy for uint8 images: drop it when done)."""
+        return as_float(self.source), as_float(self.target)
