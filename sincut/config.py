@@ -51,6 +51,11 @@ class TrainConfig:
     ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
     residual: bool = _opt(False, "Generator outputs its input plus a learned change that starts at zero "
                                  "(the quick recipe); off in the paper's networks.")
+    border: int = _opt(0, "Pixels of the image's border mirrored around a whole image before G translates it "
+                          "(previews, results, translate, export; training patches are unchanged), cropped "
+                          "after: the zero padding of G's convolutions then never meets the image's edge, "
+                          "where it draws a coloured line. Off in the paper's recipe.",
+                        resumable=True, min=0, max=256)
     n_blocks: int = _opt(6, "Generator residual blocks (sincut: split between encoder and decoder).", min=2)
     init_gain: float = _opt(0.02, "Xavier init gain of the ResNet/PatchGAN nets and of F.", min=0.0)
     gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"))
@@ -185,7 +190,7 @@ _DATASET = dict(
 # terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1.
 # The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); a per-value
 # ablation is not measured yet.
-QUICK = dict(steps=None, minutes=8.0, residual=True, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
+QUICK = dict(steps=None, minutes=8.0, residual=True, border=32, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
              lr_schedule="linear", patch_positions="stratified")
 PRESETS: dict[str, dict[str, Any]] = {
     "sincut": {},  # the paper's single-image recipe: the dataclass defaults

@@ -41,21 +41,38 @@ class NoiseFreeGenerator(nn.Module):
 
 
 class PadToStride(nn.Module):
-    """Pads any H, W to the stride (reflect; replicate for 1-pixel sides) and crops back: scripted,
-    so the padding follows each input's size instead of the example the core was traced with."""
+    """Mirrors the model's border around the image (TrainConfig.border; replicate for tiny images), pads
+    H, W to the stride (reflect; replicate for 1-pixel sides) and crops back, as `sincut translate`
+    does: scripted, so the padding follows each input's size instead of the example the core was traced with."""
 
-    def __init__(self, core: nn.Module, stride: int) -> None:
+    def __init__(self, core: nn.Module, stride: int, border: int = 0) -> None:
         super().__init__()
         self.core = core
         self.stride = stride
+        self.border = border
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[2], x.shape[3]
+        h, w, b = x.shape[2], x.shape[3], self.border
+        if b > 0:
+            x = F.pad(x, [b, b, b, b], mode="reflect" if min(h, w) > b else "replicate")
         pad_h, pad_w = (self.stride - h % self.stride) % self.stride, (self.stride - w % self.stride) % self.stride
         if pad_h > 0 or pad_w > 0:
             mode = "replicate" if min(h, w) <= max(pad_h, pad_w) else "reflect"
             x = F.pad(x, [0, pad_w, 0, pad_h], mode=mode)
-        return self.core(x)[:, :, :h, :w]
+        return self.core(x)[:, :, b:b + h, b:b + w]
+
+
+class Bordered(nn.Module):
+    """The ONNX graph's border: mirror `border` pixels on each side, run the core, crop them off (traced
+    with dynamic H and W, so H and W must exceed the border)."""
+
+    def __init__(self, core: nn.Module, border: int) -> None:
+        super().__init__()
+        self.core, self.border = core, border
+
+    def forward(self, x: Tensor) -> Tensor:
+        b = self.border
+        return self.core(F.pad(x, [b, b, b, b], mode="reflect"))[:, :, b:-b, b:-b]
 
 
 def _example(G: Generator) -> Tensor:
@@ -70,9 +87,9 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
         # what a plain `torch.jit.load` (C++ and mobile included) reads.
         warnings.simplefilter("ignore", DeprecationWarning)
         core = torch.jit.trace(NoiseFreeGenerator(G), _example(G), check_trace=False)
-        scripted = torch.jit.script(PadToStride(core, G.stride))
+        scripted = torch.jit.script(PadToStride(core, G.stride, config.border))
     about = {"sincut_version": __version__, "step": step, "ngf": config.ngf, "input": "float32 NCHW in [-1, 1]",
-             "output": "same shape, unclamped", "noise": "off (sincut translate --no-noise)"}
+             "output": "same shape, unclamped", "noise": "off (sincut translate --no-noise)", "border": config.border}
 
     def write(f) -> None:
         buffer = io.BytesIO()
@@ -85,14 +102,17 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write an ONNX generator with dynamic N, H, W; H and W must divide by the stride (2): pad first."""
+    """Write an ONNX generator with dynamic N, H, W; H and W must divide by the stride (2): pad first.
+    A model with a border (TrainConfig.border) mirrors it inside the graph: H and W must then exceed it."""
     if importlib.util.find_spec("onnx") is None:
         raise UserError("--format onnx needs the onnx package, which is not installed: `pip install onnx`, "
                         "or export TorchScript (the default)")
-    G, _, _ = load_generator(model, torch.device("cpu"))
+    G, config, _ = load_generator(model, torch.device("cpu"))
     G = G.to(memory_format=torch.contiguous_format)
+    graph = NoiseFreeGenerator(G) if config.border == 0 else Bordered(NoiseFreeGenerator(G), config.border)
+    example = _example(G) if config.border == 0 else torch.zeros(1, 3, 2 * config.border + 32, 2 * config.border + 32)
     buffer = io.BytesIO()
-    torch.onnx.export(NoiseFreeGenerator(G), (_example(G),), buffer, dynamo=False, input_names=["image"],
+    torch.onnx.export(graph, (example,), buffer, dynamo=False, input_names=["image"],
                       output_names=["translated"],
                       dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                     "translated": {0: "batch", 2: "height", 3: "width"}})

@@ -98,31 +98,53 @@ def seeded_noise(G: Generator, height: int, width: int, seed: int, device: torch
     return G.draw_noise(1, height, width, gen, device)
 
 
+def _border_mode(height: int, width: int, border: int) -> str:
+    """Reflection needs a side longer than the border; tiny images replicate their edge instead."""
+    return "reflect" if min(height, width) > border else "replicate"
+
+
+def add_border(image: Tensor, border: int) -> Tensor:
+    """[N, 3, H, W] with `border` pixels of its edge mirrored on every side (see TrainConfig.border)."""
+    if border == 0:
+        return image
+    return F.pad(image, (border,) * 4, mode=_border_mode(image.shape[2], image.shape[3], border))
+
+
+def add_border_rgb(rgb: np.ndarray, border: int) -> np.ndarray:
+    """The same for an HxWx3 array (NumPy's 'reflect' mirrors like torch's, without the edge pixel)."""
+    if border == 0:
+        return rgb
+    mode = "reflect" if _border_mode(rgb.shape[0], rgb.shape[1], border) == "reflect" else "edge"
+    return np.pad(rgb, ((border, border), (border, border), (0, 0)), mode=mode)
+
+
 @torch.inference_mode()
-def translate_tensor(G: Generator, image: Tensor, seed: int = 0) -> Tensor:
-    """[1, 3, H, W] in [-1, 1] -> same size, unclamped. Pads to G's stride and crops back.
+def translate_tensor(G: Generator, image: Tensor, seed: int = 0, border: int = 0) -> Tensor:
+    """[1, 3, H, W] in [-1, 1] -> same size, unclamped. Adds the mirrored border, pads to G's stride,
+    and crops back.
 
     The per-pixel noise of G's upsampling layer is drawn from `seed`, so a translation repeats exactly.
     """
     h, w = image.shape[2:]
-    x = pad_to_stride(image, G.stride)
+    x = pad_to_stride(add_border(image, border), G.stride)
     noise = seeded_noise(G, x.shape[2], x.shape[3], seed, image.device)
     # channels_last is markedly faster for these convolutions on CPUs (oneDNN) and with cuDNN.
     out, _ = G(x.contiguous(memory_format=torch.channels_last), noise=noise)
-    return out[:, :, :h, :w]
+    return out[:, :, border:border + h, border:border + w]
 
 
 class Translator:
     """Translates decoded images of any size with one generator; memory is bounded by `tile`."""
 
     def __init__(self, G: Generator, device: torch.device, tile: int = DEFAULT_TILE, seed: int = 0,
-                 noise: bool = True, half: bool = False) -> None:
+                 noise: bool = True, half: bool = False, border: int = 0) -> None:
         if tile < MIN_TILE:
             raise UserError(f"--tile {tile}: must be at least {MIN_TILE} pixels")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
             raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
                             "so it would translate many times slower; leave out --half")
         self.G, self.device, self.tile, self.seed, self.noise = G, device, tile, seed, noise
+        self.border = border  # mirrored around every image first, cropped after (TrainConfig.border)
         # float16 where GPUs run it fast (CUDA, MPS); bfloat16 on CPUs, whose float16 support is patchy.
         self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None
 
@@ -153,11 +175,11 @@ class Translator:
 
         Each image gets the noise it would get alone, so batching never changes a result's noise.
         """
-        h, w = images[0].shape[:2]
-        x = pad_to_stride(torch.cat([rgb_to_tensor(rgb) for rgb in images]), self.G.stride)
+        h, w, b = images[0].shape[0], images[0].shape[1], self.border
+        x = pad_to_stride(add_border(torch.cat([rgb_to_tensor(rgb) for rgb in images]), b), self.G.stride)
         maps = [self._noise(x.shape[2], x.shape[3]) for _ in images]
         noise = [torch.cat(level) for level in zip(*maps)]
-        out = self._run(x, noise)[:, :, :h, :w]
+        out = self._run(x, noise)[:, :, b:b + h, b:b + w]
         return [np.ascontiguousarray(to_uint8_(o.permute(1, 2, 0)).numpy()) for o in out]
 
     @torch.inference_mode()
@@ -165,7 +187,8 @@ class Translator:
         """One HxWx3 image of any size to HxWx3 uint8."""
         if self.fits_whole(*rgb.shape[:2]):
             return self.translate_batch([rgb])[0]
-        return to_uint8_(self.translate_tiled(rgb)).numpy()
+        h, w, b = rgb.shape[0], rgb.shape[1], self.border
+        return to_uint8_(self.translate_tiled(add_border_rgb(rgb, b))[b:b + h, b:b + w]).numpy()
 
     @torch.inference_mode()
     def translate_tiled(self, rgb: np.ndarray) -> Tensor:
@@ -292,6 +315,7 @@ class TranslateOptions:
     shard: tuple[int, int] = (1, 1)
     checkpoint: str = "auto"  # for a run directory: auto (best.pt when present), best or latest
     load_size: int | None = None  # resize every input to load_size x load_size first (the paper's test)
+    border: int | None = None  # mirrored border in pixels; None: the model's own (TrainConfig.border)
 
 
 @dataclass
@@ -361,8 +385,10 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
     options = options or TranslateOptions()
     events = events or _NoEvents()
     jobs = take_shard(plan_jobs(inputs, out_dir, options.suffix, options.format), *options.shard)
-    G, _, _ = load_generator(model, device, options.checkpoint)
-    translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise, half=options.half)
+    G, config, _ = load_generator(model, device, options.checkpoint)
+    border = config.border if options.border is None else options.border
+    translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise, half=options.half,
+                            border=border)
     summary = TranslateSummary()
     keeps_alpha = options.format != "jpg"
     pending: list[tuple[Job, DecodedImage]] = []

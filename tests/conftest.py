@@ -50,6 +50,27 @@ def tiny_model(tmp_path_factory) -> Path:
     return root / "run"
 
 
+@pytest.fixture(scope="session")
+def bordered_model(tiny_model: Path, tmp_path_factory) -> Path:
+    """tiny_model's checkpoint with a mirrored border of 8 px in its config (TrainConfig.border)."""
+    import torch
+
+    from sincut.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+
+    state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
+    state["config"] = {**state["config"], "border": 8}
+    run = tmp_path_factory.mktemp("bordered_model") / "run"
+    save_checkpoint(run, int(state["step"]), state)
+    assert torch.load(resolve_checkpoint(run, "latest"), weights_only=False)["config"]["border"] == 8
+    return run
+
+
+@pytest.fixture(params=["plain", "bordered"])
+def exportable_model(request, tiny_model: Path) -> Path:
+    """Each export test runs on a model without and with a border."""
+    return tiny_model if request.param == "plain" else request.getfixturevalue("bordered_model")
+
+
 def random_rgb(h: int, w: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")

@@ -38,12 +38,12 @@ def run(*args) -> "click.testing.Result":  # noqa: F821
     return CliRunner().invoke(main, [str(a) for a in args], prog_name="sincut")
 
 
-def test_exported_model_reproduces_translate_in_a_torch_only_interpreter(tiny_model: Path, tmp_path: Path):
+def test_exported_model_reproduces_translate_in_a_torch_only_interpreter(exportable_model: Path, tmp_path: Path):
     photo = tmp_path / "photo.png"
     Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((61, 45)).save(photo)  # odd sizes
-    result = run("export", tiny_model, "--out", tmp_path / "generator.pt")
+    result = run("export", exportable_model, "--out", tmp_path / "generator.pt")
     assert result.exit_code == 0, result.output
-    assert run("translate", tiny_model, photo, "--out", tmp_path / "t", "--no-noise",
+    assert run("translate", exportable_model, photo, "--out", tmp_path / "t", "--no-noise",
                "--device", "cpu").exit_code == 0
 
     pixels = np.asarray(Image.open(photo), dtype=np.float32) / 255.0
@@ -60,19 +60,19 @@ def test_exported_model_reproduces_translate_in_a_torch_only_interpreter(tiny_mo
     translated = np.asarray(Image.open(tmp_path / "t" / "photo.png"), dtype=int)
     assert np.abs(exported - translated).max() <= 1 and np.abs(exported - translated).mean() < 0.01
     # --no-noise matters: this model's noise strength is not zero, so with noise the result differs
-    assert run("translate", tiny_model, photo, "--out", tmp_path / "n", "--device", "cpu").exit_code == 0
+    assert run("translate", exportable_model, photo, "--out", tmp_path / "n", "--device", "cpu").exit_code == 0
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "n" / "photo.png"), dtype=int), translated)
 
 
-def test_onnx_export_runs_in_onnxruntime_and_reproduces_translate(tiny_model: Path, tmp_path: Path):
+def test_onnx_export_runs_in_onnxruntime_and_reproduces_translate(exportable_model: Path, tmp_path: Path):
     """The exported file, run by onnxruntime (not torch) on a real photo, gives `translate --no-noise`."""
     ort = pytest.importorskip("onnxruntime")  # in the test extra: pip install -e ".[test]"
     pytest.importorskip("onnx")
     photo = tmp_path / "photo.png"
     Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((96, 54)).save(photo)  # even sides
-    result = run("export", tiny_model, "--out", tmp_path / "g.onnx", "--format", "onnx")
+    result = run("export", exportable_model, "--out", tmp_path / "g.onnx", "--format", "onnx")
     assert result.exit_code == 0, result.output
-    assert run("translate", tiny_model, photo, "--out", tmp_path / "t", "--no-noise",
+    assert run("translate", exportable_model, photo, "--out", tmp_path / "t", "--no-noise",
                "--device", "cpu").exit_code == 0
 
     session = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"])

@@ -321,3 +321,50 @@ def test_translate_matches_the_library_on_the_same_image(model: Path, tmp_path: 
     expected = translate_tensor(G, rgb_to_tensor(np.asarray(Image.open(tmp_path / "p.png"))), seed=7)
     expected = ((expected[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "p.png")), expected)
+
+
+def test_border_is_mirrored_around_the_image_then_cropped():
+    """An independent computation: NumPy mirrors the edge, G runs on the whole padded image with zero
+    noise, the border is sliced off; Translator(border=...) gives that, whole and in tiles."""
+    G = random_generator()
+    rgb = np.asarray(smooth_photo(2 * MIN_TILE + 9, 2 * MIN_TILE + 31))  # 265 x 287
+    b = 12
+    padded = np.pad(rgb, ((b, b), (b, b), (0, 0)), mode="reflect")
+    x = rgb_to_tensor(padded)
+    x = torch.nn.functional.pad(x, (0, (-x.shape[3]) % G.stride, 0, (-x.shape[2]) % G.stride), mode="reflect")
+    with torch.inference_mode():
+        zeros = [torch.zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()]
+        expected = G(x.contiguous(memory_format=torch.channels_last), noise=zeros)[0][0, :, b:b + rgb.shape[0],
+                                                                                    b:b + rgb.shape[1]]
+    expected = ((expected.clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy().astype(int)
+    whole = Translator(G, torch.device("cpu"), noise=False, border=b).translate(rgb).astype(int)
+    tiled = Translator(G, torch.device("cpu"), tile=MIN_TILE, noise=False, border=b).translate(rgb).astype(int)
+    assert np.abs(whole - expected).max() <= 1 and np.abs(tiled - expected).max() <= 1
+    plain = Translator(G, torch.device("cpu"), noise=False).translate(rgb).astype(int)
+    edge = np.abs(plain - whole).mean(axis=2)
+    assert edge[:4].mean() > 10 * max(edge[40:-40, 40:-40].mean(), 1e-3)  # the border changes the edge only
+    assert np.array_equal(translate_tensor(G, rgb_to_tensor(rgb), border=b).shape, (1, 3, *rgb.shape[:2]))
+
+
+def test_translate_uses_the_models_border_unless_told(bordered_model: Path, tiny_model: Path, tmp_path: Path):
+    photo = tmp_path / "photo.png"
+    smooth_photo(45, 61).save(photo)
+    outs = {}
+    for name, args in {"model_border": [bordered_model], "plain_model": [tiny_model],
+                       "told_0": [bordered_model, "--border", "0"], "told_8": [tiny_model, "--border", "8"]}.items():
+        result = run("translate", args[0], photo, "--out", tmp_path / name, "--no-noise", "--device", "cpu", *args[1:])
+        assert result.exit_code == 0, result.output
+        outs[name] = np.asarray(Image.open(tmp_path / name / "photo.png"), dtype=int)
+    assert np.array_equal(outs["model_border"], outs["told_8"])  # same weights, border 8 either way
+    assert np.array_equal(outs["plain_model"], outs["told_0"])
+    assert not np.array_equal(outs["model_border"], outs["plain_model"])
+    tiny = tmp_path / "tiny.png"  # smaller than the border: the edge is replicated instead of mirrored
+    smooth_photo(5, 7).save(tiny)
+    assert run("translate", bordered_model, tiny, "--out", tmp_path / "tiny", "--device", "cpu").exit_code == 0
+    assert Image.open(tmp_path / "tiny" / "tiny.png").size == (7, 5)
+
+
+def test_the_quick_recipe_mirrors_a_border():
+    from sincut.config import make_config
+
+    assert make_config("quick").border == 32 and make_config("sincut").border == 0
