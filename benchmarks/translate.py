@@ -10,9 +10,10 @@ one-off warm-up included. Sizes below 2 megapixels get 4 images (a folder's thro
 ones 1. The weights are random: speed and memory do not depend on them. The input is the bundled
 photo resized to each size. Slow on a CPU: minutes for the large sizes.
 
---onnx also times the same generator exported with `sincut export --format onnx` and run by
-onnxruntime (CPU provider) against ours (`Translator`, --no-noise, the same tile) on one 1024x768
-image: forward passes only (no decode or encode), the median of --repeats after one warm-up each.
+--onnx also times `sincut translate --engine onnxruntime` (the generator exported to ONNX and run by
+onnxruntime's CPU provider) against the torch engine (`Translator`, --no-noise, the same tile) on one
+1024x768 image: array in, array out (no decode or encode), the median of --repeats after one warm-up
+each.
 """
 
 from __future__ import annotations
@@ -71,24 +72,19 @@ from dataclasses import asdict
 from PIL import Image
 from sincut.checkpoint import save_checkpoint
 from sincut.config import TrainConfig
-from sincut.export import export_onnx
 from sincut.nets import Generator
 from sincut.translate import Translator
 
 work, image, repeats = {work!r}, {image!r}, {repeats}
 torch.manual_seed(0)
 save_checkpoint(work + "/run", 0, {{"config": asdict(TrainConfig()), "G": Generator().state_dict()}})
-export_onnx(work + "/run", work + "/g.onnx")
 rgb = np.asarray(Image.open(image).convert("RGB"))
 G = Generator()
 G.load_state_dict(torch.load(sorted(__import__("glob").glob(work + "/run/checkpoints/*.pt"))[-1],
                              weights_only=True)["G"])
 G = G.to(memory_format=torch.channels_last).eval().requires_grad_(False)
 ours = Translator(G, torch.device("cpu"), noise=False)
-options = ort.SessionOptions()
-options.intra_op_num_threads = torch.get_num_threads()
-session = ort.InferenceSession(work + "/g.onnx", options, providers=["CPUExecutionProvider"])
-x = (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0).astype(np.float32)
+engine = Translator(G, torch.device("cpu"), noise=False, engine="onnxruntime")  # translate --engine onnxruntime
 
 def timed(fn):
     fn()
@@ -100,8 +96,7 @@ def timed(fn):
     return statistics.median(times), out
 
 t_ours, a = timed(lambda: ours.translate(rgb))
-t_ort, y = timed(lambda: session.run(["translated"], {{"image": x}})[0])
-b = np.round((np.clip(y[0], -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+t_ort, b = timed(lambda: engine.translate(rgb))
 print(json.dumps({{"size": f"{{rgb.shape[1]}}x{{rgb.shape[0]}}", "ours_seconds": t_ours, "onnxruntime_seconds": t_ort,
                   "speedup": t_ours / t_ort, "max_level_difference": int(np.abs(a.astype(int) - b).max()),
                   "threads": torch.get_num_threads(), "onnxruntime": ort.__version__}}))

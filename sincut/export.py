@@ -8,6 +8,7 @@ mean), so it is deterministic; `sincut translate --no-noise` gives the same resu
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import io
 import json
@@ -101,6 +102,22 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
     return atomic_write(out, write)
 
 
+def onnx_bytes(G: Generator, border: int = 0) -> bytes:
+    """G (noise-free, with the mirrored border when > 0) as an ONNX graph with dynamic N, H, W. Exports a
+    copy: G itself keeps its device and memory format."""
+    G = copy.deepcopy(G).cpu().to(memory_format=torch.contiguous_format)
+    graph = NoiseFreeGenerator(G) if border == 0 else Bordered(NoiseFreeGenerator(G), border)
+    example = _example(G) if border == 0 else torch.zeros(1, 3, 2 * border + 32, 2 * border + 32)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the exporter's notes on constant folding
+        torch.onnx.export(graph, (example,), buffer, dynamo=False, input_names=["image"],
+                          output_names=["translated"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                        "translated": {0: "batch", 2: "height", 3: "width"}})
+    return buffer.getvalue()
+
+
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write an ONNX generator with dynamic N, H, W; H and W must divide by the stride (2): pad first.
     A model with a border (TrainConfig.border) mirrors it inside the graph: H and W must then exceed it."""
@@ -108,12 +125,27 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
         raise UserError("--format onnx needs the onnx package, which is not installed: `pip install onnx`, "
                         "or export TorchScript (the default)")
     G, config, _ = load_generator(model, torch.device("cpu"))
-    G = G.to(memory_format=torch.contiguous_format)
-    graph = NoiseFreeGenerator(G) if config.border == 0 else Bordered(NoiseFreeGenerator(G), config.border)
-    example = _example(G) if config.border == 0 else torch.zeros(1, 3, 2 * config.border + 32, 2 * config.border + 32)
-    buffer = io.BytesIO()
-    torch.onnx.export(graph, (example,), buffer, dynamo=False, input_names=["image"],
-                      output_names=["translated"],
-                      dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                    "translated": {0: "batch", 2: "height", 3: "width"}})
-    return atomic_write(out, lambda f: f.write(buffer.getvalue()))
+    graph = onnx_bytes(G, config.border)
+    return atomic_write(out, lambda f: f.write(graph))
+
+
+class OnnxRuntimeGenerator:
+    """G run by onnxruntime on the CPU (`sincut translate --engine onnxruntime`): the same noise-free
+    function as `G(x, noise=zeros)` for inputs whose sides divide by the stride; [B, 3, h, w] float32
+    in, float32 out. benchmarks/translate.py --onnx times it against torch."""
+
+    def __init__(self, G: Generator, threads: int) -> None:
+        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UserError(f"--engine onnxruntime needs {' and '.join(missing)}, not installed: "
+                            f"`pip install {' '.join(missing)}`, or leave out --engine")
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(onnx_bytes(G), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.session.run(None, {"image": x.float().contiguous().numpy()})[0]
+        return torch.from_numpy(out)

@@ -137,7 +137,7 @@ class Translator:
     """Translates decoded images of any size with one generator; memory is bounded by `tile`."""
 
     def __init__(self, G: Generator, device: torch.device, tile: int = DEFAULT_TILE, seed: int = 0,
-                 noise: bool = True, half: bool = False, border: int = 0) -> None:
+                 noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch") -> None:
         if tile < MIN_TILE:
             raise UserError(f"--tile {tile}: must be at least {MIN_TILE} pixels")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
@@ -145,6 +145,16 @@ class Translator:
                             "so it would translate many times slower; leave out --half")
         self.G, self.device, self.tile, self.seed, self.noise = G, device, tile, seed, noise
         self.border = border  # mirrored around every image first, cropped after (TrainConfig.border)
+        self.onnx = None  # engine "onnxruntime": the noise-free G as an onnxruntime session (CPU)
+        if engine == "onnxruntime":
+            if noise or half or device.type != "cpu":
+                raise UserError("--engine onnxruntime runs the exported, noise-free generator in float32 on the "
+                                "CPU: add --no-noise, and leave out --half and --device other than cpu")
+            from .export import OnnxRuntimeGenerator
+
+            self.onnx = OnnxRuntimeGenerator(G, torch.get_num_threads())
+        elif engine != "torch":
+            raise UserError(f"--engine must be torch or onnxruntime, got {engine!r}")
         # float16 where GPUs run it fast (CUDA, MPS); bfloat16 on CPUs, whose float16 support is patchy.
         self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None
 
@@ -162,6 +172,8 @@ class Translator:
     @torch.inference_mode()
     def _run(self, x: Tensor, noise: list[Tensor]) -> Tensor:
         """G on a padded batch [B, 3, h, w] (h, w divisible by the stride); float32 result on the CPU."""
+        if self.onnx is not None:
+            return self.onnx(x)  # no noise: the maps are zeros
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         autocast = (torch.autocast(self.device.type, dtype=self.half_dtype) if self.half_dtype is not None
                     else contextlib.nullcontext())
@@ -316,6 +328,7 @@ class TranslateOptions:
     checkpoint: str = "auto"  # for a run directory: auto (best.pt when present), best or latest
     load_size: int | None = None  # resize every input to load_size x load_size first (the paper's test)
     border: int | None = None  # mirrored border in pixels; None: the model's own (TrainConfig.border)
+    engine: str = "torch"  # or "onnxruntime" (CPU, with noise off)
 
 
 @dataclass
@@ -388,7 +401,7 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
     G, config, _ = load_generator(model, device, options.checkpoint)
     border = config.border if options.border is None else options.border
     translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise, half=options.half,
-                            border=border)
+                            border=border, engine=options.engine)
     summary = TranslateSummary()
     keeps_alpha = options.format != "jpg"
     pending: list[tuple[Job, DecodedImage]] = []

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sincut.cli import main
+from sincut.tiles import MIN_TILE
 
 from .conftest import SAMPLES
 
@@ -86,6 +87,33 @@ def test_onnx_export_runs_in_onnxruntime_and_reproduces_translate(exportable_mod
     # another size through the same file: height and width are dynamic
     (y2,) = session.run(["translated"], {"image": x[:, :, :40, :64]})
     assert y2.shape == (1, 3, 40, 64)
+
+
+def test_translate_with_the_onnxruntime_engine_matches_torch(exportable_model: Path, tmp_path: Path):
+    """`translate --engine onnxruntime --no-noise` gives torch's `--no-noise` pixels, whole and in tiles."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((61, 45)).save(photos / "odd.png")
+    Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((347, 195)).save(photos / "tiled.png")
+    outs = {}
+    for engine in ("torch", "onnxruntime"):
+        result = run("translate", exportable_model, photos, "--out", tmp_path / engine, "--no-noise", "--tile",
+                     MIN_TILE, "--engine", engine, "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        outs[engine] = {n: np.asarray(Image.open(tmp_path / engine / n), dtype=int) for n in ("odd.png", "tiled.png")}
+    for name in ("odd.png", "tiled.png"):
+        difference = np.abs(outs["torch"][name] - outs["onnxruntime"][name])
+        assert difference.max() <= 1 and difference.mean() < 0.01, name
+
+
+def test_the_onnxruntime_engine_refuses_noise_in_one_line(tiny_model: Path, tmp_path: Path):
+    photo = tmp_path / "photo.png"
+    Image.open(SAMPLES / "photo_montStMichel.jpg").convert("RGB").resize((61, 45)).save(photo)
+    result = run("translate", tiny_model, photo, "--out", tmp_path / "o", "--engine", "onnxruntime")
+    assert result.exit_code == 2 and "--no-noise" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o" / "photo.png").exists()
 
 
 def test_onnx_export_without_onnx_is_one_line(tiny_model: Path, tmp_path: Path, monkeypatch):

@@ -47,9 +47,9 @@ def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles
         tiled_sizes.append(rgb.shape[:2])
         return real_tiled(self, rgb)
 
-    def spy_whole(G, image, seed=0):
+    def spy_whole(G, image, seed=0, border=0):
         whole_sizes.append(tuple(image.shape[-2:]))
-        return real_whole(G, image, seed)
+        return real_whole(G, image, seed, border)
 
     monkeypatch.setattr(train_module.Translator, "translate_tiled", spy_tiled)
     monkeypatch.setattr(train_module, "translate_tensor", spy_whole)
