@@ -102,23 +102,20 @@ class PatchSampler:
         ks = tuple(int(max(4.0 * s, 3)) | 1 for s in sigmas)  # kornia's odd kernel size for that sigma
         ks = (1 if nh == 1 else ks[0], 1 if nw == 1 else ks[1])
         # The level window the boxes need, exactly as `_read_windows` cuts it from a stored level.
-        lo = boxes.amin(dim=1).floor().long().clamp(min=0)
-        hi = torch.minimum(boxes.amax(dim=1).floor().long() + 2, torch.tensor([lw, lh], device=boxes.device))
-        win_w, win_h = (hi - lo).amax(dim=0).tolist()
-        x0 = torch.minimum(lo[:, 0], torch.tensor(lw - win_w, device=lo.device)).clamp(min=0)
-        y0 = torch.minimum(lo[:, 1], torch.tensor(lh - win_h, device=lo.device)).clamp(min=0)
+        x0, y0, win_w, win_h = _window_corners(boxes, lh, lw)
+        dev = boxes.device
         # Native coordinates of those level pixels, and the native window (with margin) that covers them.
-        u = (x0[:, None] + torch.arange(win_w, device=lo.device) + 0.5) * factors[1] - 0.5  # [n, win_w]
-        v = (y0[:, None] + torch.arange(win_h, device=lo.device) + 0.5) * factors[0] - 0.5  # [n, win_h]
+        u = (x0[:, None] + torch.arange(win_w, device=dev) + 0.5) * factors[1] - 0.5  # [n, win_w]
+        v = (y0[:, None] + torch.arange(win_h, device=dev) + 0.5) * factors[0] - 0.5  # [n, win_h]
         margin_x, margin_y = ks[1] // 2 + 2, ks[0] // 2 + 2
         nx0 = (u[:, 0].floor().long() - margin_x).clamp(min=0)
         ny0 = (v[:, 0].floor().long() - margin_y).clamp(min=0)
         span_w = int(min(nw, (u[:, -1].floor().long() + 2 + margin_x - nx0).max().item()))
         span_h = int(min(nh, (v[:, -1].floor().long() + 2 + margin_y - ny0).max().item()))
-        nx0 = torch.minimum(nx0, torch.tensor(nw - span_w, device=lo.device))
-        ny0 = torch.minimum(ny0, torch.tensor(nh - span_h, device=lo.device))
-        cols = nx0[:, None] + torch.arange(span_w, device=lo.device)
-        rows = ny0[:, None] + torch.arange(span_h, device=lo.device)
+        nx0 = torch.minimum(nx0, torch.tensor(nw - span_w, device=dev))
+        ny0 = torch.minimum(ny0, torch.tensor(nh - span_h, device=dev))
+        cols = nx0[:, None] + torch.arange(span_w, device=dev)
+        rows = ny0[:, None] + torch.arange(span_h, device=dev)
         native = base[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1).float().div_(127.5).sub_(1.0)
         blurred = gaussian_blur2d(native.contiguous(), ks, sigmas)
         windows = _lerp_rows(_lerp_cols(blurred, u - nx0[:, None]), v - ny0[:, None])
@@ -128,16 +125,9 @@ class PatchSampler:
     def _read_windows(self, level: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
         """The part of `level` each box's bilinear taps touch, as a float32 batch of equal-sized
         windows, and the boxes in window coordinates: a patch never reads (or converts) a whole level."""
-        height, width = level.shape[2], level.shape[3]
-        lo = boxes.amin(dim=1).floor().long()                          # [n, 2] (x, y)
-        hi = boxes.amax(dim=1).floor().long() + 2                      # exclusive: the taps at floor + 1
-        lo = lo.clamp(min=0)
-        hi = torch.minimum(hi, torch.tensor([width, height], device=hi.device))
-        win_w, win_h = (hi - lo).amax(dim=0).tolist()
-        x0 = torch.minimum(lo[:, 0], torch.tensor(width - win_w, device=lo.device)).clamp(min=0)
-        y0 = torch.minimum(lo[:, 1], torch.tensor(height - win_h, device=lo.device)).clamp(min=0)
-        cols = x0[:, None] + torch.arange(win_w, device=lo.device)
-        rows = y0[:, None] + torch.arange(win_h, device=lo.device)
+        x0, y0, win_w, win_h = _window_corners(boxes, level.shape[2], level.shape[3])
+        cols = x0[:, None] + torch.arange(win_w, device=x0.device)
+        rows = y0[:, None] + torch.arange(win_h, device=x0.device)
         windows = level[0][:, rows[:, :, None], cols[:, None, :]].transpose(0, 1)  # [n, 3, win_h, win_w]
         if windows.dtype == torch.uint8:
             windows = windows.float().div_(127.5).sub_(1.0)
@@ -217,6 +207,17 @@ class PatchSampler:
             flipped = torch.rand(batch_size, generator=generator, device=dev) < 0.5
             out = torch.where(flipped.view(-1, 1, 1, 1), hflip(out), out)
         return out
+
+
+def _window_corners(boxes: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, int, int]:
+    """One window size for a batch of boxes (the largest any box's bilinear taps need, the taps at
+    floor + 1 included) and each box's window corner, kept inside a height x width level."""
+    lo = boxes.amin(dim=1).floor().long().clamp(min=0)  # [n, 2] (x, y)
+    hi = torch.minimum(boxes.amax(dim=1).floor().long() + 2, torch.tensor([width, height], device=boxes.device))
+    win_w, win_h = (hi - lo).amax(dim=0).tolist()
+    x0 = torch.minimum(lo[:, 0], torch.tensor(width - win_w, device=lo.device)).clamp(min=0)
+    y0 = torch.minimum(lo[:, 1], torch.tensor(height - win_h, device=lo.device)).clamp(min=0)
+    return x0, y0, win_w, win_h
 
 
 def _lerp_cols(images: Tensor, x: Tensor) -> Tensor:
