@@ -47,7 +47,7 @@ EVAL_TARGET_PIXELS = 4 * EVAL_SOURCE_PIXELS
 # Smaller than the translate command's default 896 because training holds the patch sampler, the
 # networks and their optimisers beside it: one 640 px pass of the default generator takes about 0.6 GiB
 # of activations instead of 1.16 GiB (measured), which keeps training on a 6000x4000 photo under 3 GiB,
-# for about 10% more time per image (the tiles' overlapping context). `sincut translate --tile 640`
+# for about 10% more pixels computed per image (the tiles' overlapping context, by arithmetic, not timed). `sincut translate --tile 640`
 # gives the same pixels.
 RESULT_TILE = 640
 _OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
