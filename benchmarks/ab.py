@@ -2,7 +2,8 @@
 
     python benchmarks/ab.py VARIANT [--preset cut] [--pairs 4] [--crop N] [--device cpu]
 
-VARIANT: `contiguous` or `channels_last` (nets and inputs in that layout, whatever the default). Two trainers are built from
+VARIANT: `contiguous` or `channels_last` (nets and inputs in that layout, whatever the default), `separate`
+or `batched` (G, its encoder and D over source and target in separate passes or one batch). Two trainers are built from
 the same seed; their steps alternate A, B, A, B, ... so a machine shared with other jobs slows both
 alike, and the medians are compared. Prints both medians and B's speed-up; the first pair is warm-up.
 """
@@ -39,7 +40,17 @@ def with_layout(layout: torch.memory_format):
     return convert
 
 
-VARIANTS = {"contiguous": with_layout(torch.contiguous_format), "channels_last": with_layout(torch.channels_last)}
+def with_passes(separate: bool):
+    """A variant: G, its encoder and D run over source and target (fakes and reals) in separate passes
+    or in one batch (sincut.losses.Objective.separate_passes), whatever the default."""
+    def convert(trainer: Trainer) -> Trainer:
+        trainer.objective.separate_passes = separate
+        return trainer
+    return convert
+
+
+VARIANTS = {"contiguous": with_layout(torch.contiguous_format), "channels_last": with_layout(torch.channels_last),
+            "separate": with_passes(True), "batched": with_passes(False)}
 
 
 def main() -> None:

@@ -51,6 +51,11 @@ class TrainConfig:
     ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
     residual: bool = _opt(False, "Generator outputs its input plus a learned change that starts at zero "
                                  "(the quick recipe); off in the paper's networks.")
+    ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
+                                    "results, checkpoints' inference weights): old steps' weight halves every "
+                                    "this many steps (ramped up as a tenth of the steps done, so the untrained "
+                                    "start fades quickly); 0 = off, the paper's raw G. Training is unchanged.",
+                               min=0.0)
     border: int = _opt(0, "Pixels of the image's border mirrored around a whole image before G translates it "
                           "(previews, results, translate, export; training patches are unchanged), cropped "
                           "after: the zero padding of G's convolutions then never meets the image's edge, "

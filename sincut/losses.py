@@ -107,27 +107,43 @@ class Objective:
         self.r1_gamma = r1_gamma
         self.r1_every = r1_every
         self.rng = generator
+        # Run G on source and target, G's encoder on fake and identity, and D on fakes and reals as
+        # separate passes instead of one batch each: the same numbers, and faster on CPUs, where oneDNN's
+        # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
+        # trainer turns it on where it measured faster; never under DDP, which wants one pass per net.
+        self.separate_passes = False
 
     def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
         """`flipped` forces the flip-equivariance draw (the golden-step tests replay the paper's)."""
         needs_target = self.nce_identity or self.lambda_identity > 0
-        real = torch.cat([source, target]) if needs_target else source
         if flipped is None:
-            flipped = self.flip_equivariance and bool(torch.rand((), device=real.device, generator=self.rng) < 0.5)
+            flipped = self.flip_equivariance and bool(torch.rand((), device=source.device, generator=self.rng) < 0.5)
+        inputs = [source, target] if needs_target else [source]
         if flipped:
-            real = real.flip(3)
-        out, feats = self.G(real, self.nce_layers, generator=self.rng)
-        n = source.shape[0]
-        return Forward(source, target, out[:n], out[n:], [f[:n] for f in feats], [f[n:] for f in feats], flipped)
+            inputs = [x.flip(3) for x in inputs]
+        if self.separate_passes and needs_target:
+            # one draw of the noise maps for both, as the batched pass draws them: the same numbers
+            n, (h, w) = source.shape[0], source.shape[-2:]
+            noise = self.G_net.draw_noise(n + target.shape[0], h, w, self.rng, source.device, source.dtype)
+            (fake, source_feats), (identity, target_feats) = (
+                self.G(x, self.nce_layers, noise=[m[:n] if i == 0 else m[n:] for m in noise])
+                for i, x in enumerate(inputs))
+            return Forward(source, target, fake, identity, source_feats, target_feats, flipped)
+        out, feats = self.G(torch.cat(inputs) if needs_target else inputs[0], self.nce_layers, generator=self.rng)
+        sizes = [source.shape[0], out.shape[0] - source.shape[0]]  # split, not slices: one backward copy
+        (fake, identity), halves = out.split(sizes), [f.split(sizes) for f in feats]
+        return Forward(source, target, fake, identity, [h[0] for h in halves], [h[1] for h in halves], flipped)
 
     def discriminator_loss(self, fwd: Forward, step: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
         """GAN loss on detached fakes and reals, halved, plus R1. With r1_every = K > 1 (lazy R1, as in
         StyleGAN2) the penalty is computed every K-th step only, scaled by K."""
         with_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         real = fwd.target.detach().requires_grad_(with_r1)
-        n = fwd.fake.shape[0]
-        pred = self.D(torch.cat([fwd.fake.detach(), real]))
-        pred_fake, pred_real = pred[:n], pred[n:]
+        if self.separate_passes:
+            pred_fake, pred_real = self.D(fwd.fake.detach()), self.D(real)
+        else:
+            pred_fake, pred_real = self.D(torch.cat([fwd.fake.detach(), real])).split(
+                [fwd.fake.shape[0], real.shape[0]])
         loss_fake = gan_loss(pred_fake, False, self.gan_mode)
         loss_real = gan_loss(pred_real, True, self.gan_mode)
         parts = {"D_fake": loss_fake, "D_real": loss_real}
@@ -158,6 +174,14 @@ class Objective:
         )
         return total / len(self.nce_layers)
 
+    def _encode_each(self, images: list[Tensor]) -> list[list[Tensor]]:
+        """G's encoder features of each image batch: one pass each, or one pass over all of them."""
+        if self.separate_passes or len(images) == 1:
+            return [self.G_net.encode(x, self.nce_layers) for x in images]
+        feats = self.G_net.encode(torch.cat(images), self.nce_layers)
+        sizes = [x.shape[0] for x in images]
+        return [list(per_image) for per_image in zip(*(f.split(sizes) for f in feats))]
+
     def generator_loss(self, fwd: Forward) -> tuple[Tensor, dict[str, Tensor]]:
         parts: dict[str, Tensor] = {}
         loss = fwd.fake.new_zeros(())
@@ -165,19 +189,18 @@ class Objective:
             parts["G_GAN"] = gan_loss(self.D_net(fwd.fake), True, self.gan_mode) * self.lambda_gan
             loss = loss + parts["G_GAN"]
         if self.lambda_nce > 0:
-            n = fwd.fake.shape[0]
-            generated = torch.cat([fwd.fake, fwd.identity]) if self.nce_identity else fwd.fake
-            queries = self.G_net.encode(generated, self.nce_layers)
-            keys_source, keys_target = fwd.source_feats, fwd.target_feats
+            generated = [fwd.fake, fwd.identity] if self.nce_identity else [fwd.fake]
+            reals = [fwd.source, fwd.target] if self.nce_identity else [fwd.source]
+            queries = self._encode_each(generated)
+            keys = [fwd.source_feats, fwd.target_feats][:len(generated)]
             if fwd.flipped:  # flip the queries back; the keys come from the unflipped real images
-                queries = [q.flip(3) for q in queries]
+                queries = [[q.flip(3) for q in qs] for qs in queries]
                 with torch.no_grad():
-                    real = torch.cat([fwd.source, fwd.target]) if self.nce_identity else fwd.source
-                    keys = self.G_net.encode(real, self.nce_layers)
-                keys_source, keys_target = [k[:n] for k in keys], [k[n:] for k in keys]
-            parts["NCE"] = self._nce([q[:n] for q in queries], keys_source)
+                    keys = self._encode_each(reals)
+            nce = [self._nce(q, k) for q, k in zip(queries, keys)]
+            parts["NCE"] = nce[0]
             if self.nce_identity:
-                parts["NCE_Y"] = self._nce([q[n:] for q in queries], keys_target)
+                parts["NCE_Y"] = nce[1]
                 loss = loss + (parts["NCE"] + parts["NCE_Y"]) * 0.5
             else:
                 loss = loss + parts["NCE"]

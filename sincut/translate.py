@@ -75,7 +75,7 @@ def load_generator(model: str | os.PathLike, device: torch.device,
     config = TrainConfig.from_dict(state["config"])
     G = build_generator(config)
     try:
-        G.load_state_dict(state["G"])
+        G.load_state_dict(state.get("G_average", state["G"]))  # a run with --ema-halflife: its average
     except RuntimeError as e:
         raise UserError(f"{path}: its generator weights do not match its {config.preset} config "
                         f"({str(e).splitlines()[0][:160]})") from None

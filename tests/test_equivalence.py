@@ -109,7 +109,8 @@ def reference_step(G, D, F_head, cfg, src, tgt, rng):
     return losses, d_grads, g_grads
 
 
-def test_optimised_step_matches_the_plain_reference():
+@pytest.mark.parametrize("separate_passes", [False, True], ids=["batched", "separate"])
+def test_optimised_step_matches_the_plain_reference(separate_passes: bool):
     cfg = make_config("sincut", ngf=4, ndf=4, crop_size=32, batch_size=4)
     torch.manual_seed(0)
     # float64, so that the only differences left would be real ones, not rounding
@@ -132,6 +133,7 @@ def test_optimised_step_matches_the_plain_reference():
                           lambda_gan=cfg.lambda_gan, lambda_nce=cfg.lambda_nce, nce_identity=True,
                           lambda_identity=cfg.lambda_identity, r1_gamma=cfg.r1_gamma,
                           generator=torch.Generator().manual_seed(7))
+    objective.separate_passes = separate_passes
     fwd = objective.forward(src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc))
     d_loss, d_parts = objective.discriminator_loss(fwd)
     d_grads = torch.autograd.grad(d_loss, list(D_fast.parameters()))

@@ -81,17 +81,17 @@ def build_nets(config: TrainConfig, arrays: dict[str, np.ndarray]):
     return G, D, F_head
 
 
-def replay_step(mode: str, dtype: torch.dtype = torch.float32):
+def replay_step(mode: str, dtype: torch.dtype = torch.float32, separate_passes: bool = False):
     """The paper's step with our code: forward, D loss + backward, G loss + backward (D frozen)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
-        return _replay_step(mode, dtype)
+        return _replay_step(mode, dtype, separate_passes)
     finally:
         torch.set_default_dtype(previous)
 
 
-def _replay_step(mode: str, dtype: torch.dtype):
+def _replay_step(mode: str, dtype: torch.dtype, separate_passes: bool):
     meta, arrays = load_golden(mode, dtype)
     config = golden_config(meta)
     torch.manual_seed(0)
@@ -103,6 +103,7 @@ def _replay_step(mode: str, dtype: torch.dtype):
         lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, gan_mode=config.gan_mode,
         flip_equivariance=config.flip_equivariance, generator=torch.Generator().manual_seed(0),
     )
+    objective.separate_passes = separate_passes  # the trainer's choice on CPUs; both must be the paper's step
     # The paper's F drew these locations (NCE first, then NCE_Y); ours replays them in the same order.
     drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
              for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
@@ -127,19 +128,27 @@ def _replay_step(mode: str, dtype: torch.dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def cached_step(mode: str, dtype: torch.dtype = torch.float32):
-    return replay_step(mode, dtype)
+def cached_step(mode: str, dtype: torch.dtype = torch.float32, separate_passes: bool = False):
+    return replay_step(mode, dtype, separate_passes)
 
 
-@pytest.fixture(scope="module", params=MODES)
+# Each mode replayed with G, its encoder and D over source and target in one batch, and in separate
+# passes (Objective.separate_passes, what the trainer uses on CPUs).
+REPLAYS = [(mode, separate) for mode in MODES for separate in (False, True)]
+REPLAY_IDS = [f"{mode}-{'separate' if separate else 'batched'}" for mode, separate in REPLAYS]
+
+
+@pytest.fixture(scope="module", params=REPLAYS, ids=REPLAY_IDS)
 def step(request):
-    return cached_step(request.param)
+    mode, separate = request.param
+    return cached_step(mode, separate_passes=separate)
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module", params=REPLAYS, ids=REPLAY_IDS)
 def step_for_gradients(request):
     """SinCUT's float32 gradients already agree to 1e-4; cut/fastcut need the float64 replay (see above)."""
-    return cached_step(request.param, torch.float32 if request.param == "sincut" else torch.float64)
+    mode, separate = request.param
+    return cached_step(mode, torch.float32 if mode == "sincut" else torch.float64, separate)
 
 
 def test_official_generator_output_and_features(step):

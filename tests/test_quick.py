@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sincut.cli import main
 from sincut.config import make_config
 from sincut.nets import Generator
-from sincut.train import calibration_steps, steps_for_budget
+from sincut.train import calibration_steps, ema_beta, steps_for_budget
 
 
 def run(*args: str):
@@ -68,3 +68,38 @@ def test_train_for_minutes_sizes_and_records_the_steps(tiny_pair, tmp_path: Path
     assert (out / "result.png").is_file()
     ckpt = torch.load(sorted((out / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
     assert ckpt["config"]["steps"] == steps  # resume continues the sized schedule
+
+
+def test_average_half_life_ramps_up_by_hand():
+    assert ema_beta(0, 50.0) == 0.0  # nothing to average yet: the first update copies G
+    assert ema_beta(10, 50.0) == pytest.approx(0.5)  # ramp: half-life 0.1 x 10 = 1 step
+    assert ema_beta(100, 50.0) == pytest.approx(0.5 ** (1 / 10))  # still ramping: 10 steps
+    assert ema_beta(1000, 50.0) == pytest.approx(0.5 ** (1 / 50))  # capped at --ema-halflife
+
+
+def test_weight_average_follows_its_recursion_and_is_what_translate_loads(tiny_pair, tmp_path: Path):
+    """--ema-halflife: after every step, average = beta * previous average + (1 - beta) * G, with beta
+    from the hand-worked half-lives; checkpoints carry it and `translate` loads it instead of G."""
+    from sincut.translate import load_generator
+
+    src, tgt = tiny_pair
+    out = tmp_path / "run"
+    result = run("train", src, tgt, "--out", out, "--steps", "4", "--batch-size", "2", "--crop-size", "32",
+                 "--ngf", "2", "--ndf", "4", "--ema-halflife", "20", "--checkpoint-every", "1", "--keep", "9",
+                 "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    states = [torch.load(out / "checkpoints" / f"step_{k:07d}.pt", weights_only=True) for k in (1, 2, 3, 4)]
+    # half-lives min(20, 0.1 x step) = 0.2, 0.3, 0.4 steps at steps 2, 3, 4
+    for previous, state, half_life in zip(states, states[1:], (0.2, 0.3, 0.4)):
+        beta = 0.5 ** (1 / half_life)
+        for name, g in state["G"].items():
+            if not g.is_floating_point():
+                continue
+            expected = beta * previous["G_average"][name].double() + (1 - beta) * g.double()
+            torch.testing.assert_close(state["G_average"][name].double(), expected, rtol=0, atol=1e-6)
+    last = states[-1]
+    assert any(not torch.equal(last["G"][k], last["G_average"][k]) for k in last["G"])  # a real average
+    G, _, step = load_generator(out / "checkpoints" / "step_0000004.pt", torch.device("cpu"))
+    assert step == 4
+    for name, value in G.state_dict().items():
+        assert torch.equal(value, last["G_average"][name]), name

@@ -102,17 +102,19 @@ def test_state_comparison_notices_every_part():
                 assert_same_training_state(first, second)
 
 
-def test_resumed_run_is_bitwise_identical(tiny_pair, tmp_path: Path):
+@pytest.mark.parametrize("extra", [{}, {"ema_halflife": "2"}], ids=["plain", "weight-average"])
+def test_resumed_run_is_bitwise_identical(tiny_pair, tmp_path: Path, extra: dict):
     src, tgt = tiny_pair
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    assert cli("train", src, tgt, "--out", straight, *tiny(5)).exit_code == 0
+    assert cli("train", src, tgt, "--out", straight, *tiny(5, **extra)).exit_code == 0
     # The same run, cut short after step 2: its step-2 checkpoint is what a crash would leave.
-    assert cli("train", src, tgt, "--out", stopped, *tiny(5, checkpoint_every="2", keep="5")).exit_code == 0
+    assert cli("train", src, tgt, "--out", stopped, *tiny(5, checkpoint_every="2", keep="5", **extra)).exit_code == 0
     for later in ("step_0000004.pt", "step_0000005.pt"):
         (stopped / "checkpoints" / later).unlink()
     result = cli("resume", stopped, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert_same_training_state(final_state(straight), final_state(stopped))
+    assert ("G_average" in final_state(stopped)) == bool(extra)
     log = [json.loads(line)["step"] for line in (stopped / "log.jsonl").read_text().splitlines()]
     assert log == [1, 2, 3, 4, 5]  # lines past the checkpoint were dropped, then written again
 

@@ -100,7 +100,7 @@ class ResnetGenerator(EncoderFeatures, nn.Module):
         return []  # no noise inputs
 
     def draw_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> list[Tensor]:
+                   device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> list[Tensor]:
         return []
 
     def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,

@@ -71,10 +71,11 @@ class Generator(EncoderFeatures, nn.Module):
         return [2 ** (n - 1 - i) for i in range(n)]
 
     def draw_noise(self, batch: int, height: int, width: int, generator: torch.Generator | None = None,
-                   device: torch.device | str = "cpu") -> list[Tensor]:
-        """The noise maps `forward(generator=...)` would draw for a [batch, 3, height, width] input, in the
-        same order from the same generator, so passing them as `noise=` gives a bit-identical output."""
-        return [torch.randn(batch, 1, height // s, width // s, device=device, generator=generator)
+                   device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> list[Tensor]:
+        """The noise maps `forward(generator=...)` would draw for a [batch, 3, height, width] input of
+        `dtype` (float32 by default), in the same order from the same generator, so passing them as
+        `noise=` gives a bit-identical output (under autocast, forward draws in the autocast dtype)."""
+        return [torch.randn(batch, 1, height // s, width // s, device=device, dtype=dtype, generator=generator)
                 for s in self.noise_scales()]
 
     def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,

@@ -1,0 +1,122 @@
+"""What each change of a single-image recipe buys: the same number of steps, with and without it.
+
+    python benchmarks/ablation.py --variant base= --variant ema="--ema-halflife 50" \
+        [--preset quick] [--steps 1000] [--seeds 0,1] [--pairs montStMichel-vanGogh,...] [--jobs 2]
+
+Every variant trains each pair for a fixed step count through the real CLI (`sincut train --preset P
+--steps N VARIANT_OPTIONS`), so two variants see the same schedule and, with one seed, the same
+patches: the difference in their final SIFID is the change's, not the clock's. Runs may go in
+parallel (`--jobs`, one thread each): quality at a fixed step count does not depend on timing (a CPU
+run of one seed repeats exactly), so the per-step seconds printed are comparable only with --jobs 1.
+A change's cost in minutes comes from its seconds per step (measure those alone, or with
+benchmarks/quality.py). Prints a table (SIFID as a fraction of the untouched photo's, SSIM and edge
+correlation to the photo, per pair and the mean) and writes benchmarks/results/ablation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import PAIRS, photo_baseline  # noqa: E402
+from sincut.report import read_jsonl  # noqa: E402
+
+
+def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],
+          threads: int) -> dict:
+    """One `sincut train` in a fresh process; its final evaluation and wall seconds."""
+    if run.exists():
+        shutil.rmtree(run)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
+           "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", "cpu",
+           "--select-by", "sifid", *options]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode:
+        raise SystemExit(f"{run.name}: sincut train failed:\n{done.stderr[-2000:]}")
+    final = [r for r in read_jsonl(run / "metrics.jsonl") if r["step"] == steps][-1]
+    log = read_jsonl(run / "log.jsonl")
+    per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
+    return {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
+            **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", action="append", required=True, metavar='NAME="OPTIONS"',
+                    help="a name and the `sincut train` options that make it (empty for the preset itself)")
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds; each variant runs once per seed")
+    ap.add_argument("--pairs", default="montStMichel-vanGogh,greatWall-bazille",
+                    help=f"comma-separated, from {', '.join(PAIRS)}")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with 2 // jobs threads (at least 1)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation")
+    args = ap.parse_args()
+
+    variants = {}
+    for spec in args.variant:
+        name, _, options = spec.partition("=")
+        variants[name] = shlex.split(options)
+    pairs = {}
+    for name in args.pairs.split(","):
+        if name not in PAIRS:
+            sys.exit(f"--pairs: unknown pair {name!r}; choose from {', '.join(PAIRS)}")
+        if all(p.is_file() for p in PAIRS[name]):
+            pairs[name] = PAIRS[name]
+        else:
+            print(f"skipping {name}: {PAIRS[name][0].parent} is absent", file=sys.stderr)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    baselines = {name: photo_baseline(*paths) for name, paths in pairs.items()}
+    jobs = [(v, p, s) for p in pairs for s in seeds for v in variants]
+
+    def one(job: tuple[str, str, int]) -> dict:
+        variant, pair, seed = job
+        run = args.out / "runs" / f"{variant}-{pair}-seed{seed}"
+        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads)
+        result["sifid_ratio"] = result["sifid"] / baselines[pair]["sifid"]
+        print(f"  {variant} / {pair} / seed {seed}: SIFID ratio {result['sifid_ratio']:.2f}, "
+              f"SSIM {result['ssim']:.3f}, {result['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
+        return {"variant": variant, "pair": pair, "seed": seed, **result}
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(one, jobs))
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "jobs": args.jobs,
+               "threads_per_run": threads, "date": time.strftime("%Y-%m-%d %H:%M")}
+    (args.out / "ablation.json").write_text(json.dumps(
+        {"machine": machine, "preset": args.preset, "steps": args.steps, "variants": variants,
+         "photo": baselines, "runs": results}, indent=2))
+
+    print(f"\n{args.preset}, {args.steps} steps, seeds {args.seeds}: SIFID / photo's SIFID (SSIM)\n")
+    print("| variant | options | " + " | ".join(pairs) + " | mean ratio | s/step |")
+    print("|---|---|" + "---|" * len(pairs) + "---|---|")
+    for variant, options in variants.items():
+        cells, ratios, speeds = [], [], []
+        for pair in pairs:
+            mine = [r for r in results if r["variant"] == variant and r["pair"] == pair]
+            ratios += [r["sifid_ratio"] for r in mine]
+            speeds += [r["seconds_per_step"] for r in mine]
+            cells.append(" / ".join(f"{r['sifid_ratio']:.2f} ({r['ssim']:.2f})" for r in mine))
+        print(f"| {variant} | `{' '.join(options) or '(preset)'}` | " + " | ".join(cells) +
+              f" | {sum(ratios) / len(ratios):.2f} | {sorted(speeds)[len(speeds) // 2]:.2f} |")
+    print(f"\nwrote {args.out / 'ablation.json'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
