@@ -1,7 +1,7 @@
 """What each change of a single-image recipe buys: the same number of steps, with and without it.
 
     python benchmarks/ablation.py --variant base= --variant ema="--ema-halflife 50" \
-        [--preset quick] [--steps 1000] [--seeds 0,1] [--pairs montStMichel-vanGogh,...] [--jobs 2]
+        [--preset quick] [--steps 1000] [--seeds 0,1] [--pairs montStMichel-vanGogh,...] [--jobs 2] [--reuse]
 
 Every variant trains each pair for a fixed step count through the real CLI (`sincut train --preset P
 --steps N VARIANT_OPTIONS`), so two variants see the same schedule and, with one seed, the same
@@ -35,14 +35,18 @@ from sincut.report import read_jsonl  # noqa: E402
 
 
 def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],
-          threads: int) -> dict:
-    """One `sincut train` in a fresh process; its final evaluation and wall seconds."""
-    if run.exists():
-        shutil.rmtree(run)
+          threads: int, reuse: bool = False) -> dict:
+    """One `sincut train` in a fresh process; its final evaluation and wall seconds. With `reuse`, a
+    finished run of the same command in `run` is read instead of trained again."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
            "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", "cpu",
            "--select-by", "sifid", *options]
+    record = run / "ablation_run.json"
+    if reuse and record.is_file() and json.loads(record.read_text())["command"] == cmd[1:]:
+        return json.loads(record.read_text())["result"]
+    if run.exists():
+        shutil.rmtree(run)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
@@ -51,8 +55,10 @@ def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: 
     final = [r for r in read_jsonl(run / "metrics.jsonl") if r["step"] == steps][-1]
     log = read_jsonl(run / "log.jsonl")
     per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
-    return {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
-            **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance")}}
+    result = {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
+              **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance")}}
+    record.write_text(json.dumps({"command": cmd[1:], "result": result}))
+    return result
 
 
 def main() -> None:
@@ -66,6 +72,9 @@ def main() -> None:
                     help=f"comma-separated, from {', '.join(PAIRS)}")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with 2 // jobs threads (at least 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation")
+    ap.add_argument("--json", type=Path, default=None, help="where the JSON goes (default: OUT/ablation.json)")
+    ap.add_argument("--reuse", action="store_true", help="read finished runs of the same command from OUT/runs "
+                                                         "instead of training them again")
     args = ap.parse_args()
 
     variants = {}
@@ -88,7 +97,7 @@ def main() -> None:
     def one(job: tuple[str, str, int]) -> dict:
         variant, pair, seed = job
         run = args.out / "runs" / f"{variant}-{pair}-seed{seed}"
-        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads)
+        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads, args.reuse)
         result["sifid_ratio"] = result["sifid"] / baselines[pair]["sifid"]
         print(f"  {variant} / {pair} / seed {seed}: SIFID ratio {result['sifid_ratio']:.2f}, "
               f"SSIM {result['ssim']:.3f}, {result['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
@@ -99,7 +108,8 @@ def main() -> None:
         results = list(pool.map(one, jobs))
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "jobs": args.jobs,
                "threads_per_run": threads, "date": time.strftime("%Y-%m-%d %H:%M")}
-    (args.out / "ablation.json").write_text(json.dumps(
+    json_path = args.json or args.out / "ablation.json"
+    json_path.write_text(json.dumps(
         {"machine": machine, "preset": args.preset, "steps": args.steps, "variants": variants,
          "photo": baselines, "runs": results}, indent=2))
 
@@ -115,7 +125,7 @@ def main() -> None:
             cells.append(" / ".join(f"{r['sifid_ratio']:.2f} ({r['ssim']:.2f})" for r in mine))
         print(f"| {variant} | `{' '.join(options) or '(preset)'}` | " + " | ".join(cells) +
               f" | {sum(ratios) / len(ratios):.2f} | {sorted(speeds)[len(speeds) // 2]:.2f} |")
-    print(f"\nwrote {args.out / 'ablation.json'}", file=sys.stderr)
+    print(f"\nwrote {json_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

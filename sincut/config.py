@@ -193,10 +193,10 @@ _DATASET = dict(
 )
 # The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
 # terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1.
-# The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); a per-value
-# ablation is not measured yet.
+# The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); single changes
+# against it at a fixed step count with benchmarks/ablation.py (so far: the weight average, lambda_nce).
 QUICK = dict(steps=None, minutes=8.0, residual=True, border=32, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
-             lr_schedule="linear", patch_positions="stratified")
+             lr_schedule="linear", patch_positions="stratified", ema_halflife=50.0)
 PRESETS: dict[str, dict[str, Any]] = {
     "sincut": {},  # the paper's single-image recipe: the dataclass defaults
     "quick": QUICK,  # single-image, a painted result in minutes on a CPU
