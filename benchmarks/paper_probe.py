@@ -22,34 +22,13 @@ sys.path.insert(0, clone)
 sys.argv = [os.path.join(clone, "train.py"), *sys.argv[5:]]
 
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from torch.utils.flop_counter import flop_registry  # noqa: E402
 
 import models.cut_model as cut_model  # noqa: E402  (the paper's code, from CLONE)
+from flop_count import CountFlops  # noqa: E402  (beside this script)
 
 
 class Done(Exception):
     pass
-
-
-class CountFlops(TorchDispatchMode):
-    """FLOPs of every aten op that torch.utils.flop_counter knows (convolutions, matmuls, their
-    backward), by op. FlopCounterMode itself also tracks modules with autograd hooks, which torch 2.14
-    refuses under R1's torch.autograd.grad ("A leaf node was passed to _will_engine_execute_node");
-    a bare dispatch mode sees the same ops without touching autograd."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_op: dict[str, int] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        count = flop_registry.get(func._overloadpacket)
-        if count is not None:
-            name = str(func._overloadpacket)
-            self.by_op[name] = self.by_op.get(name, 0) + count(*args, **kwargs, out_val=out)
-        return out
 
 
 original_step = cut_model.CUTModel.optimize_parameters

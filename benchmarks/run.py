@@ -167,8 +167,7 @@ def peak_gflops(device: torch.device, quick: bool) -> dict[str, dict[str, float]
 def time_ours(preset: str, device: torch.device, steps: int, warmup: int, scratch: Path,
               profile_dir: Path | None) -> dict:
     """Median phase times of `steps` training steps after `warmup`, one step's FLOPs, peak RSS."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    from flop_count import CountFlops
     from sincut.config import make_config
     from sincut.train import Trainer, make_data, with_concrete_steps
 
@@ -202,11 +201,11 @@ def time_ours(preset: str, device: torch.device, steps: int, warmup: int, scratc
     result["peak_rss_mib"] = status_mib("VmHWM")
     if device.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    counter = FlopCounterMode(display=False)
+    counter = CountFlops()
     with counter:  # step 0 again: R1 runs on it whatever --r1-every says
         trainer.step(0)
-    result["gflop"] = counter.get_total_flops() / 1e9
-    result["gflop_by_op"] = {str(op): n / 1e9 for op, n in counter.get_flop_counts()["Global"].items()}
+    result["gflop"] = counter.total / 1e9
+    result["gflop_by_op"] = {op: n / 1e9 for op, n in counter.by_op.items()}
     if profile_dir is not None:
         result["profile"] = str(profile_step(lambda: trainer.step(1), device, profile_dir / f"ours_{preset}.txt"))
     return result
@@ -272,17 +271,16 @@ def run_official(home: Path, preset: str, steps: int, warmup: int, scratch: Path
 
 def translate_gflop(width: int, height: int) -> float:
     """FLOPs of the default generator on one whole image (what tiling adds is overlap, not counted)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    from flop_count import CountFlops
     from sincut.nets import Generator
 
     G = Generator().to("meta").eval()
     x = torch.empty(1, 3, height, width, device="meta")
     noise = [torch.empty(1, 1, height // s, width // s, device="meta") for s in G.noise_scales()]
-    counter = FlopCounterMode(display=False)
+    counter = CountFlops()
     with counter, torch.no_grad():
         G(x, noise=noise)
-    return counter.get_total_flops() / 1e9
+    return counter.total / 1e9
 
 
 def translate_cost(device: str, h: int, w: int) -> dict[str, float]:
