@@ -64,6 +64,8 @@ def main() -> None:
     device = pick_device(args.device)
     overrides = {"crop_size": args.crop} if args.crop else {}
     config = make_config(args.preset, **overrides)
+    if config.steps is None and config.epochs is None:  # a preset sized by --minutes (quick): any schedule
+        config = make_config(args.preset, steps=1000, **overrides)
     with tempfile.TemporaryDirectory() as scratch:
         source, target = inputs_for(args.preset, Path(scratch))
         trainers = []

@@ -229,9 +229,10 @@ class Trainer:
             lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
             gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=rng,
         )
-        # CPUs: separate passes per image batch measured faster (ab.py separate: cut 1.06x, fastcut 1.05x,
-        # sincut 1.03x); GPUs keep the one batch; DDP needs one forward per network and step.
-        objective.separate_passes = device.type == "cpu" and not world.active
+        # CPUs, dataset nets (one 256 px image per pass): separate passes measured faster (ab.py separate:
+        # cut 1.06x, fastcut 1.05x); the single-image nets keep one batch (sincut 1.03x, within the A/A
+        # spread of 5%; quick 0.85x: its small convs pay per call). DDP needs one forward per net and step.
+        objective.separate_passes = device.type == "cpu" and config.generator == "resnet" and not world.active
         betas = (config.beta1, config.beta2)
         opt_G = torch.optim.Adam([*G.parameters(), *F_head.parameters()], lr=config.lr, betas=betas)
         opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
