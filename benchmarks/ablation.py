@@ -31,20 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import PAIRS, photo_baseline  # noqa: E402
+from sincut.config import PRESETS  # noqa: E402
 from sincut.report import read_jsonl  # noqa: E402
 
 
 def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],
           threads: int, reuse: bool = False) -> dict:
     """One `sincut train` in a fresh process; its final evaluation and wall seconds. With `reuse`, a
-    finished run of the same command in `run` is read instead of trained again."""
+    finished run of the same command and the same preset values in `run` is read instead of trained again."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
            "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", "cpu",
            "--select-by", "sifid", *options]
     record = run / "ablation_run.json"
-    if reuse and record.is_file() and json.loads(record.read_text())["command"] == cmd[1:]:
-        return json.loads(record.read_text())["result"]
+    recipe = json.loads(json.dumps(PRESETS[preset]))  # a run is reused only if the preset still means the same
+    if reuse and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved["command"] == cmd[1:] and saved.get("preset_values") == recipe:
+            return saved["result"]
     if run.exists():
         shutil.rmtree(run)
     t0 = time.perf_counter()
@@ -57,7 +61,7 @@ def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: 
     per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
     result = {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
               **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance")}}
-    record.write_text(json.dumps({"command": cmd[1:], "result": result}))
+    record.write_text(json.dumps({"command": cmd[1:], "preset_values": recipe, "result": result}))
     return result
 
 
