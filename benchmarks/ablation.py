@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import PAIRS, photo_baseline  # noqa: E402
+from quality import PAIRS, photo_baseline, select_pairs  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
 from sincut.report import read_jsonl  # noqa: E402
 
@@ -85,14 +85,7 @@ def main() -> None:
     for spec in args.variant:
         name, _, options = spec.partition("=")
         variants[name] = shlex.split(options)
-    pairs = {}
-    for name in args.pairs.split(","):
-        if name not in PAIRS:
-            sys.exit(f"--pairs: unknown pair {name!r}; choose from {', '.join(PAIRS)}")
-        if all(p.is_file() for p in PAIRS[name]):
-            pairs[name] = PAIRS[name]
-        else:
-            print(f"skipping {name}: {PAIRS[name][0].parent} is absent", file=sys.stderr)
+    pairs = select_pairs(args.pairs)
     seeds = [int(s) for s in args.seeds.split(",")]
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
     baselines = {name: photo_baseline(*paths) for name, paths in pairs.items()}

@@ -60,6 +60,19 @@ FIGURES = [("sifid_ratio", "SIFID / photo's SIFID (lower is closer to the painti
 THUMB = 150  # px height of a contact-sheet tile
 
 
+def select_pairs(names: str) -> dict[str, tuple[Path, Path]]:
+    """The comma-separated pairs that exist here (those under ../shared skipped, with a line, when absent)."""
+    pairs = {}
+    for name in names.split(","):
+        if name not in PAIRS:
+            sys.exit(f"--pairs: unknown pair {name!r}; choose from {', '.join(PAIRS)}")
+        if all(p.is_file() for p in PAIRS[name]):
+            pairs[name] = PAIRS[name]
+        else:
+            print(f"skipping {name}: {PAIRS[name][0].parent} is absent", file=sys.stderr)
+    return pairs
+
+
 def photo_baseline(source: Path, target: Path) -> dict:
     """The figures of the untouched photo: where every translation starts."""
     photo, painting = load_image(source), load_image(target)
@@ -152,14 +165,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     args = ap.parse_args()
 
-    pairs = {}
-    for name in args.pairs.split(","):
-        if name not in PAIRS:
-            sys.exit(f"--pairs: unknown pair {name!r}; choose from {', '.join(PAIRS)}")
-        if all(p.is_file() for p in PAIRS[name]):
-            pairs[name] = PAIRS[name]
-        else:
-            print(f"skipping {name}: {PAIRS[name][0].parent} is absent", file=sys.stderr)
+    pairs = select_pairs(args.pairs)
     args.out.mkdir(parents=True, exist_ok=True)
     results, rows = [], []
     for recipe in args.recipes.split(","):
