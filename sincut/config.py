@@ -51,6 +51,10 @@ class TrainConfig:
     ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
     residual: bool = _opt(False, "Generator outputs its input plus a learned change that starts at zero "
                                  "(the quick recipe); off in the paper's networks.")
+    guide_radius: int = _opt(0, "Residual G only: its change goes through a guided filter (He et al. 2010) steered by "
+                                "the photo's luminance, so in every (2R+1)-pixel window the change is a linear "
+                                "function of the photo's brightness and cannot cross an edge the photo does not "
+                                "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64)
     ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
                                     "results, checkpoints' inference weights): old steps' weight halves every "
                                     "this many steps (ramped up as a tenth of the steps done, so the untrained "
@@ -141,6 +145,9 @@ class TrainConfig:
         if self.generator == "stylegan2" and self.n_blocks % 2:
             raise ValueError(f"--n-blocks must be even for --generator stylegan2 (half in the encoder, half in "
                              f"the decoder), got {self.n_blocks}")
+        if self.guide_radius and not (self.residual and self.generator == "stylegan2"):
+            raise ValueError(f"--guide-radius {self.guide_radius} filters the change of a residual generator: add "
+                             "--residual (with --generator stylegan2), or give --guide-radius 0")
         if self.epochs is not None and self.preset not in DATASET_PRESETS:
             raise ValueError(f"--epochs counts passes over two folders (--preset {' or '.join(DATASET_PRESETS)}); "
                              f"the {self.preset} preset trains on two images: pass --steps")
@@ -194,9 +201,10 @@ _DATASET = dict(
 # The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
 # terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1.
 # The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); single changes
-# against it at a fixed step count with benchmarks/ablation.py (so far: the weight average, lambda_nce).
+# against it at a fixed step count with benchmarks/ablation.py (so far: the weight average, lambda_nce, the
+# guided change's radius, lazy R1).
 QUICK = dict(steps=None, minutes=8.0, residual=True, border=32, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,
-             lr_schedule="linear", patch_positions="stratified", ema_halflife=50.0)
+             lr_schedule="linear", patch_positions="stratified", ema_halflife=50.0, guide_radius=4)
 PRESETS: dict[str, dict[str, Any]] = {
     "sincut": {},  # the paper's single-image recipe: the dataclass defaults
     "quick": QUICK,  # single-image, a painted result in minutes on a CPU

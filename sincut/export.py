@@ -77,7 +77,8 @@ class Bordered(nn.Module):
 
 
 def _example(G: Generator) -> Tensor:
-    return torch.zeros(1, 3, 16 * G.stride, 16 * G.stride)
+    side = max(16, getattr(G, "guide_radius", 0) + 1) * G.stride  # wider than a guided filter's reach
+    return torch.zeros(1, 3, side, side)
 
 
 def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -87,6 +88,8 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
         # torch 2.13 marks TorchScript deprecated in favour of torch.export, but it still works and it is
         # what a plain `torch.jit.load` (C++ and mobile included) reads.
         warnings.simplefilter("ignore", DeprecationWarning)
+        # the guided filter's size checks (--guide-radius) are traced as constants: channels fixed, sizes free
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         core = torch.jit.trace(NoiseFreeGenerator(G), _example(G), check_trace=False)
         scripted = torch.jit.script(PadToStride(core, G.stride, config.border))
     about = {"sincut_version": __version__, "step": step, "ngf": config.ngf, "input": "float32 NCHW in [-1, 1]",
@@ -111,6 +114,7 @@ def onnx_bytes(G: Generator, border: int = 0) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the exporter's notes on constant folding
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # as in export_torchscript
         torch.onnx.export(graph, (example,), buffer, dynamo=False, input_names=["image"],
                           output_names=["translated"],
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},

@@ -25,7 +25,7 @@ BLEND = 32
 # its full-size buffers (benchmarks/translate.py measures it), and 1024x768 still goes in one pass.
 DEFAULT_TILE = 896
 # Keeps room for a full cross-fade at both ends of a kept region, so no pixel sees three tiles.
-MIN_TILE = 2 * CONTEXT + 3 * BLEND
+MIN_TILE = 2 * CONTEXT + 3 * BLEND  # for a plain G; see min_tile()
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,29 @@ class Span:
         return w
 
 
-def plan_spans(length: int, tile: int, stride: int) -> list[Span]:
+def min_tile(context: int = CONTEXT) -> int:
+    """The smallest tile that reads `context` pixels on both sides and keeps room for two cross-fades."""
+    return 2 * context + 3 * BLEND
+
+
+def plan_spans(length: int, tile: int, stride: int, context: int = CONTEXT) -> list[Span]:
     """Cut one axis of `length` pixels into tiles that each read at most about `tile` pixels.
 
     Tiles are spread evenly and start on a multiple of the generator's stride, so their downsampling
     grid is the whole image's. Each reads CONTEXT pixels beyond what it keeps (except at the image's
-    edges). Neighbouring kept regions are trimmed to overlap by min(overlap, BLEND) pixels around the
-    middle of their common part; trimmed pixels are valid output that is simply not used.
+    edges; a generator that reaches farther passes its own `context`). Neighbouring kept regions are
+    trimmed to overlap by min(overlap, BLEND) pixels around the middle of their common part; trimmed
+    pixels are valid output that is simply not used.
     """
     if length <= tile:
         return [Span(0, length, 0, length)]
-    keep = (tile - 2 * CONTEXT) // stride * stride
+    keep = (tile - 2 * context) // stride * stride
     if keep < 3 * BLEND:
-        raise ValueError(f"tile {tile} is too small: it must be at least {MIN_TILE}")
+        raise ValueError(f"tile {tile} is too small: it must be at least {min_tile(context)}")
     count = math.ceil((length - BLEND) / (keep - BLEND))
     starts = [(k * (length - keep) // (count - 1)) // stride * stride for k in range(count)]
     ends = [s + keep for s in starts[:-1]] + [length]
-    reads = [(max(0, s - CONTEXT), min(length, e + CONTEXT)) for s, e in zip(starts, ends)]
+    reads = [(max(0, s - context), min(length, e + context)) for s, e in zip(starts, ends)]
     fades = []
     for k in range(count - 1):
         overlap = ends[k] - starts[k + 1]

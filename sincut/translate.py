@@ -32,7 +32,7 @@ from .data.images import IMAGE_SUFFIXES, DecodedImage, read_image, rgb_to_tensor
 from .errors import UserError
 from .nets import Generator, build_generator
 from .official import is_official, load_official_generator
-from .tiles import DEFAULT_TILE, MIN_TILE, plan_spans
+from .tiles import CONTEXT, DEFAULT_TILE, MIN_TILE, min_tile, plan_spans
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 
@@ -138,8 +138,11 @@ class Translator:
 
     def __init__(self, G: Generator, device: torch.device, tile: int = DEFAULT_TILE, seed: int = 0,
                  noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch") -> None:
-        if tile < MIN_TILE:
-            raise UserError(f"--tile {tile}: must be at least {MIN_TILE} pixels")
+        # Tiles read CONTEXT pixels around what they keep, more for a G that reaches farther (--guide-radius).
+        extra = getattr(G, "extra_context", 0)
+        self.context = CONTEXT + -(-extra // G.stride) * G.stride
+        if tile < max(MIN_TILE, min_tile(self.context)):
+            raise UserError(f"--tile {tile}: must be at least {min_tile(self.context)} pixels for this model")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
             raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
                             "so it would translate many times slower; leave out --half")
@@ -213,7 +216,8 @@ class Translator:
         """
         h, w = rgb.shape[:2]
         stride = self.G.stride
-        rows, cols = plan_spans(h, self.tile, stride), plan_spans(w, self.tile, stride)
+        rows = plan_spans(h, self.tile, stride, self.context)
+        cols = plan_spans(w, self.tile, stride, self.context)
         noise = self._noise(h + (-h) % stride, w + (-w) % stride)
         total = torch.zeros(h, w, 3)  # HWC, like PIL, so the result converts to uint8 in place
         row_weight, col_weight = torch.zeros(h), torch.zeros(w)

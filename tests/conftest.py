@@ -65,10 +65,23 @@ def bordered_model(tiny_model: Path, tmp_path_factory) -> Path:
     return run
 
 
-@pytest.fixture(params=["plain", "bordered"])
+@pytest.fixture(scope="session")
+def guided_model(tiny_model: Path, tmp_path_factory) -> Path:
+    """tiny_model's weights as a residual G whose change goes through a guided filter of radius 4
+    (TrainConfig.guide_radius): the same parameters, so only the config changes."""
+    from sincut.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+
+    state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
+    state["config"] = {**state["config"], "residual": True, "guide_radius": 4}
+    run = tmp_path_factory.mktemp("guided_model") / "run"
+    save_checkpoint(run, int(state["step"]), state)
+    return run
+
+
+@pytest.fixture(params=["plain", "bordered", "guided"])
 def exportable_model(request, tiny_model: Path) -> Path:
-    """Each export test runs on a model without and with a border."""
-    return tiny_model if request.param == "plain" else request.getfixturevalue("bordered_model")
+    """Each export test runs on a model without and with a border, and with an edge-aware change."""
+    return tiny_model if request.param == "plain" else request.getfixturevalue(f"{request.param}_model")
 
 
 def random_rgb(h: int, w: int, seed: int = 0) -> Image.Image:

@@ -19,9 +19,10 @@ def run(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="sincut")
 
 
-def test_residual_generator_starts_as_the_identity():
+@pytest.mark.parametrize("guide_radius", [0, 4], ids=["plain", "guided"])  # guided: tests/test_guided.py
+def test_residual_generator_starts_as_the_identity(guide_radius: int):
     torch.manual_seed(0)
-    G = Generator(ngf=2, crop_size=32, n_blocks=4, residual=True)
+    G = Generator(ngf=2, crop_size=32, n_blocks=4, residual=True, guide_radius=guide_radius)
     x = torch.rand(2, 3, 32, 48) * 2 - 1
     out, _ = G(x, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import kornia.filters
 import torch
 from torch import Tensor, nn
 
@@ -40,7 +41,7 @@ class Generator(EncoderFeatures, nn.Module):
     """
 
     def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1,
-                 residual: bool = False) -> None:
+                 residual: bool = False, guide_radius: int = 0) -> None:
         super().__init__()
         ch = generator_widths(ngf)
         res = _table_resolution(crop_size)
@@ -64,6 +65,12 @@ class Generator(EncoderFeatures, nn.Module):
         self.residual = residual
         if residual:
             nn.init.zeros_(self.to_rgb.weight)
+        if guide_radius and not residual:
+            raise ValueError("guide_radius filters the change of a residual generator (residual=True)")
+        self.guide_radius = guide_radius
+        # Pixels beyond the convolutions' reach that an output pixel depends on: the guided filter's
+        # coefficients are window means of window statistics (tiles read this much more context).
+        self.extra_context = 2 * guide_radius
 
     def noise_scales(self) -> list[int]:
         """Downscale factor of each upsampling layer's output (its noise map) relative to G's output."""
@@ -95,7 +102,23 @@ class Generator(EncoderFeatures, nn.Module):
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
         out = self.to_rgb(x)
+        if self.guide_radius:
+            out = guided_change(image, out, self.guide_radius)
         return (image + out if self.residual else out), feats
+
+
+GUIDE_EPS = 0.01  # the guided filter's regulariser, in squared [-1, 1] luminance units (a std of 0.1)
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights
+
+
+def guided_change(image: Tensor, change: Tensor, radius: int, eps: float = GUIDE_EPS) -> Tensor:
+    """G's change made edge-aware: fitted in every (2r+1)^2 window as a * luminance + b (a guided filter,
+    He et al. 2010, kornia's), then a and b averaged over the windows covering each pixel. Where the
+    photo is flat the change is smoothed; across a photo edge it may step with the edge but cannot
+    spill over it as a band (the halo a convolution's receptive field draws along a skyline)."""
+    radius = min(radius, change.shape[-2] - 1, change.shape[-1] - 1)  # reflection needs a wider image
+    luma = (image * image.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return kornia.filters.guided_blur(luma, change, 2 * radius + 1, eps, border_type="reflect")
 
 
 class Discriminator(nn.Module):

@@ -1,0 +1,98 @@
+"""The edge-aware change of a residual G (--guide-radius): a guided filter steered by the photo's luminance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sincut.config import make_config
+from sincut.data.images import rgb_to_tensor
+from sincut.nets import Generator
+from sincut.nets.stylegan2 import GUIDE_EPS, LUMA, guided_change
+from sincut.tiles import CONTEXT
+from sincut.translate import Translator, translate_tensor
+
+
+def naive_guided(luma: np.ndarray, change: np.ndarray, radius: int, eps: float, y: int, x: int) -> float:
+    """He et al.'s formulas at one interior pixel, window by window in float64: every window k of side
+    2r+1 covering (y, x) fits change ~ a_k * luma + b_k by least squares (a_k = cov / (var + eps) with
+    population statistics); the output is mean_k(a_k) * luma[y, x] + mean_k(b_k)."""
+    a_sum = b_sum = 0.0
+    count = 0
+    for cy in range(y - radius, y + radius + 1):
+        for cx in range(x - radius, x + radius + 1):
+            i = luma[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1]
+            p = change[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1]
+            a = ((i * p).mean() - i.mean() * p.mean()) / (i.var() + eps)
+            a_sum += a
+            b_sum += p.mean() - a * i.mean()
+            count += 1
+    return a_sum / count * luma[y, x] + b_sum / count
+
+
+def test_guided_change_matches_the_formulas_window_by_window():
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 24, 24, generator=gen, dtype=torch.float64) * 2 - 1
+    change = torch.randn(1, 3, 24, 24, generator=gen, dtype=torch.float64) * 0.3
+    out = guided_change(image, change, radius=2)
+    luma = sum(w * image[0, c].numpy() for c, w in enumerate(LUMA))
+    for y, x in ((4, 4), (11, 17), (19, 8)):  # interior: every window inside the image, no border rule
+        for c in range(3):
+            expected = naive_guided(luma, change[0, c].numpy(), 2, GUIDE_EPS, y, x)
+            assert out[0, c, y, x].item() == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_change_can_step_only_where_the_photo_does():
+    """Photo: a bright sky over dark land (an edge at row 16). A change that steps with the photo's edge
+    keeps its step; the same step where the photo is flat (column 16, inside the sky) is smoothed away."""
+    image = torch.full((1, 3, 32, 32), 0.8)
+    image[:, :, 16:] = -0.6
+    along = torch.zeros(1, 3, 32, 32)
+    along[:, :, 16:] = 0.5  # the change steps with the skyline
+    kept = guided_change(image, along, radius=4)
+    assert (kept[0, :, 17] - kept[0, :, 14]).abs().min() > 0.45  # still a step of ~0.5 across one row pair
+    across = torch.zeros(1, 3, 32, 32)
+    across[:, :, :, 16:] = 0.5  # a step inside the flat sky: nothing in the photo supports it
+    smoothed = guided_change(image, across, radius=4)
+    step_in_sky = (smoothed[0, :, 4, 17] - smoothed[0, :, 4, 14]).abs().max()
+    assert step_in_sky < 0.3  # 0.5 spread over ~17 columns: about 3/17 of it across three columns
+    assert smoothed[0, :, 4, :4].mean() < 0.01 and smoothed[0, :, 4, -4:].mean() > 0.49  # the levels far away
+
+
+def test_tiles_read_the_filter_reach_too():
+    """A guided G reaches 2r px past its convolutions; tiles read that much more, so tiled == whole. The
+    width puts the kept regions' ends exactly the plain 32 px context from a tile's end, where a tile that
+    read only that much would differ."""
+    torch.manual_seed(0)
+    G = Generator(ngf=2, crop_size=32, residual=True, guide_radius=24)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.normal_(0, 0.5)
+    G = G.eval().requires_grad_(False)
+    rgb = (np.random.default_rng(0).random((120, 644, 3)) * 255).astype(np.uint8)
+    whole = translate_tensor(G, rgb_to_tensor(rgb), seed=1)[0].permute(1, 2, 0)
+    translator = Translator(G, torch.device("cpu"), tile=300, seed=1)
+    assert translator.context == CONTEXT + 48
+    assert (translator.translate_tiled(rgb) - whole).abs().max().item() < 1e-5
+    translator.context = CONTEXT  # what a tile reads around a plain G: not enough for this one
+    assert (translator.translate_tiled(rgb) - whole).abs().max().item() > 1e-4
+
+
+def test_guide_radius_needs_a_residual_generator():
+    assert make_config("quick", guide_radius=4).guide_radius == 4
+    with pytest.raises(ValueError, match="--guide-radius"):
+        make_config("sincut", guide_radius=4)
+
+
+def test_quick_without_a_residual_generator_is_one_line(tiny_pair, tmp_path):
+    from click.testing import CliRunner
+
+    from sincut.cli import main
+
+    src, tgt = tiny_pair
+    args = ["train", str(src), str(tgt), "--preset", "quick", "--no-residual", "--steps", "2",
+            "--out", str(tmp_path / "run"), "--device", "cpu"]
+    result = CliRunner().invoke(main, args, prog_name="sincut")
+    assert result.exit_code == 2 and "--guide-radius 0" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
