@@ -24,8 +24,15 @@ BLEND = 32
 # activations on a CPU (1024x1024: 1.16 GiB), which keeps a 6000x4000 photo under 2 GiB peak RSS with
 # its full-size buffers (benchmarks/translate.py measures it), and 1024x768 still goes in one pass.
 DEFAULT_TILE = 896
-# Keeps room for a full cross-fade at both ends of a kept region, so no pixel sees three tiles.
-MIN_TILE = 2 * CONTEXT + 3 * BLEND  # for a plain G; see min_tile()
+
+
+def min_tile(context: int = CONTEXT) -> int:
+    """The smallest tile that reads `context` pixels on both sides and keeps room for a full cross-fade
+    at both ends of its kept region, so no pixel sees three tiles."""
+    return 2 * context + 3 * BLEND
+
+
+MIN_TILE = min_tile()  # for a plain G; one that reaches farther (--guide-radius) needs min_tile(its context)
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,6 @@ class Span:
             t = (np.arange(self.fade_out) + 0.5) / self.fade_out
             w[-self.fade_out:] *= np.cos(t * math.pi / 2) ** 2
         return w
-
-
-def min_tile(context: int = CONTEXT) -> int:
-    """The smallest tile that reads `context` pixels on both sides and keeps room for two cross-fades."""
-    return 2 * context + 3 * BLEND
 
 
 def plan_spans(length: int, tile: int, stride: int, context: int = CONTEXT) -> list[Span]:

@@ -32,7 +32,7 @@ from .data.images import IMAGE_SUFFIXES, DecodedImage, read_image, rgb_to_tensor
 from .errors import UserError
 from .nets import Generator, build_generator
 from .official import is_official, load_official_generator
-from .tiles import CONTEXT, DEFAULT_TILE, MIN_TILE, min_tile, plan_spans
+from .tiles import CONTEXT, DEFAULT_TILE, min_tile, plan_spans
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 
@@ -141,7 +141,7 @@ class Translator:
         # Tiles read CONTEXT pixels around what they keep, more for a G that reaches farther (--guide-radius).
         extra = getattr(G, "extra_context", 0)
         self.context = CONTEXT + -(-extra // G.stride) * G.stride
-        if tile < max(MIN_TILE, min_tile(self.context)):
+        if tile < min_tile(self.context):
             raise UserError(f"--tile {tile}: must be at least {min_tile(self.context)} pixels for this model")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
             raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
