@@ -179,7 +179,7 @@ def main() -> None:
             evaluations = [{"minutes": r["elapsed_seconds"] / 60, **{k: r[k] for k in
                             ("step", "sifid", "ssim", "edge_correlation", "style_distance") if k in r}}
                            for r in read_jsonl(run / "metrics.jsonl") if r["step"] > 0]
-            results.append({"recipe": recipe, "pair": name, "source": str(source), "target": str(target),
+            results.append({"recipe": recipe, "pair": name, "source": source.name, "target": target.name,
                             "wall_seconds": round(wall, 1), "steps": config["steps"],
                             "photo": photo_baseline(source, target), "evaluations": evaluations})
             rows.append((f"{recipe} / {name}: {config['steps']} steps in {wall / 60:.1f} min", source, target,

@@ -73,6 +73,8 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
             shown = ",".join(map(str, shown))
         if isinstance(shown, bool):
             shown = "on" if shown else "off"
+        if resuming:  # an option left out keeps the resumed run's value, not the preset's
+            shown = "the run's"
         help_text = f"{f.metadata['help']}  [default: {shown}]"
         if f.name == "keep_checkpoints":
             func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None,
@@ -256,7 +258,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them, so a rerun resumes).")
 @click.option("--tile", type=click.IntRange(MIN_TILE), default=DEFAULT_TILE, show_default=True,
               help="Images of up to TILE x TILE pixels go in one pass; larger ones in overlapping tiles of at "
-                   "most that size, which bounds memory (896: about 0.9 GiB of activations on a CPU).")
+                   "most that size, which bounds memory (docs/large-images-and-resume.md).")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
               help="Consecutive images of equal size (each within TILE x TILE pixels) per forward pass.")
 @click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",
@@ -274,8 +276,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
                    "cut/fastcut (N = 256, its crop size); outputs are then N x N. Default: native size.")
 @click.option("--engine", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
               help="onnxruntime: run the exported noise-free generator with onnxruntime on the CPU (needs "
-                   "`pip install onnx onnxruntime` and --no-noise; 1.1-1.3x faster than torch at 1024x768 with "
-                   "the default generator on a 2-core AVX2 CPU, see benchmarks/translate.py --onnx).")
+                   "`pip install onnx onnxruntime` and --no-noise; timings in docs/benchmarks.md).")
 @click.option("--border", type=click.IntRange(0, 256), default=None, metavar="PX",
               help="Mirror PX pixels of each image's edge around it before translating, then crop them off, so "
                    "the generator's zero padding draws no line along the edges. Default: the model's own "

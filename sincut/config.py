@@ -200,7 +200,7 @@ _DATASET = dict(
 )
 # The quick recipe: the same objective (multilayer PatchNCE through F, the adversarial loss, the identity
 # terms, R1) on networks sized for minutes on a CPU, a generator that starts as the identity, and lazy R1.
-# The whole recipe is measured with benchmarks/quality.py (README: "The quick recipe"); single changes
+# The whole recipe is measured with benchmarks/quality.py (docs/benchmarks.md; the recipe: docs/recipes.md); single changes
 # against it at a fixed step count with benchmarks/ablation.py (so far: the weight average, lambda_nce, the
 # guided change's radius, lazy R1).
 QUICK = dict(steps=None, minutes=8.0, residual=True, border=32, ngf=2, ndf=4, n_blocks=4, batch_size=8, r1_every=16,

@@ -20,9 +20,8 @@ CONTEXT = 32
 # Nominal width of the cross-fade between neighbouring tiles' kept regions.
 BLEND = 32
 # Images of up to DEFAULT_TILE x DEFAULT_TILE pixels go through the generator in one pass; larger ones in
-# tiles of at most that size. One 896x896 pass of the default (ngf=10) generator needs about 0.9 GiB of
-# activations on a CPU (1024x1024: 1.16 GiB), which keeps a 6000x4000 photo under 2 GiB peak RSS with
-# its full-size buffers (benchmarks/translate.py measures it), and 1024x768 still goes in one pass.
+# tiles of at most that size. One 896x896 pass of the default (ngf=10) generator needs about 1.16 GiB of
+# activations on a CPU (docs/large-images-and-resume.md), and 1024x768 still goes in one pass.
 DEFAULT_TILE = 896
 
 

@@ -1,0 +1,117 @@
+"""The documentation cannot drift: the command reference is regenerated and compared, links must resolve,
+the quality table must say what docs/quality.json holds, and the package description carries no images."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from pathlib import Path
+
+import click
+import pytest
+
+from .conftest import ROOT
+
+from sincut.reference import UPDATE_COMMAND, reference_markdown
+
+USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ALL_PAGES = [*USER_PAGES, ROOT / "CONTRIBUTING.md"]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_reference_is_generated_from_the_commands():
+    committed = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert committed == reference_markdown(), f"docs/reference.md is stale: run `{UPDATE_COMMAND}` to update it"
+
+
+def test_reference_lists_every_command_and_every_option_flag():
+    """Walks the Click group independently of the generator: each flag must appear in its command's section."""
+    from sincut.cli import main
+
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## `sincut (\S+)`\n(.*?)(?=^## |\Z)", text, re.S | re.M))
+    assert sorted(sections) == sorted(main.commands)
+    for name, command in main.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                for flag in [*param.opts, *param.secondary_opts]:
+                    assert f"`{flag}`" in sections[name], (name, flag)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {_slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_and_anchor_resolves(page: Path):
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    for target in LINK.findall(text):
+        if re.match(r"https?:|mailto:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target} does not exist"
+        if anchor:
+            assert anchor in _anchors(linked), f"{page.name}: no heading for #{anchor} in {linked.name}"
+
+
+def test_readme_links_the_pages_it_promises():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for page in ("docs/reference.md", "docs/recipes.md", "docs/metrics.md", "docs/faithfulness.md",
+                 "docs/benchmarks.md", "docs/performance.md", "docs/large-images-and-resume.md",
+                 "CONTRIBUTING.md", "docs/demo.jpg", "docs/quality.png"):
+        assert f"]({page}" in text, page
+    assert len(text.splitlines()) <= 160
+
+
+@pytest.mark.parametrize("page", USER_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_user_pages_do_not_speak_of_how_sincut_was_developed(page: Path):
+    text = page.read_text(encoding="utf-8")
+    for pattern in (r"\.\./shared", r"earlier session", r"this session", r"development session", r"sandbox",
+                    r"GPU lent", r"\bI (was|am|have|did|ran)\b", r"\d\d:\d\d UTC"):
+        assert not re.search(pattern, text), (page.name, pattern)
+
+
+def _setup_module() -> dict:
+    return runpy.run_path(str(ROOT / "setup.py"), run_name="setup_for_tests")
+
+
+def test_package_description_drops_images_and_repository_links_only():
+    describe = _setup_module()["package_description"]
+    text = "# t\n![a picture](docs/demo.jpg)\nsee [the guide](docs/usage.md#x), [paper](https://arxiv.org/abs/1)\n"
+    assert describe(text) == "# t\nsee the guide, [paper](https://arxiv.org/abs/1)\n"
+
+
+def test_package_description_of_the_readme_keeps_the_text_and_no_broken_links():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    described = _setup_module()["package_description"](readme)
+    assert "![" not in described
+    assert all(re.match(r"https?:|mailto:", t) for t in LINK.findall(described)), LINK.findall(described)
+    assert "## Quick start" in described and "pip install . && sincut demo" in described
+    assert "taesungp/contrastive-unpaired-translation" in described
+
+
+def test_benchmark_quality_table_says_what_quality_json_holds():
+    """Each run's row, recomputed from the committed JSON: steps, minutes, SIFID photo -> final (ratio),
+    best evaluation (ratio, step), SSIM, edge correlation, style distance."""
+    data = json.loads((ROOT / "docs" / "quality.json").read_text(encoding="utf-8"))
+    rows = [line for line in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ") and " -> " in line]
+    assert len(data["runs"]) == 4
+    for run in data["runs"]:
+        photo, final = run["photo"], run["evaluations"][-1]
+        best = min(run["evaluations"], key=lambda e: e["sifid"])
+        cells = [f"{run['steps']:,}", f"{run['wall_seconds'] / 60:.1f} min",
+                 f"{photo['sifid']:.1f} -> {final['sifid']:.1f} ({final['sifid'] / photo['sifid']:.2f})",
+                 f"{best['sifid']:.1f} ({best['sifid'] / photo['sifid']:.2f}, step {best['step']})",
+                 f"{final['ssim']:.3f}", f"{final['edge_correlation']:.3f}",
+                 f"{photo['style_distance']:.3f} -> {final['style_distance']:.3f}"]
+        matching = [r for r in rows if all(f"| {c} |" in r for c in cells)]
+        assert len(matching) == 1, (run["pair"], cells)
