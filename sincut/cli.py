@@ -442,12 +442,14 @@ def import_run(folder: Path, out: Path, source: Path | None, target: Path | None
                    'pip install "sincut[metrics]" installs].')
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 def evaluate(output: Path, target: Path, source: Path, inception_path: Path | None, as_json: bool) -> None:
-    """Measure a translation: style distance and SIFID to TARGET, content kept from SOURCE.
+    """Measure a translation: style, texture and SIFID to TARGET, content kept from SOURCE.
 
     OUTPUT and --content are image files, or folders whose images share names (as `sincut translate`
-    writes them); --style is a file or a folder. Folders: style compares all outputs with all targets,
-    content figures are averaged over the pairs. SIFID (one TARGET image) is given per output; FID and
-    KID compare an OUTPUT folder with a --style folder. These three need the FID Inception network.
+    writes them); --style is a file or a folder. Folders: style and texture compare all outputs with
+    all targets, content figures are averaged over the pairs. Texture distance: 7x7 patches of the
+    high-passed luminance, every image at 512 px on its shorter side, so palette and contrast do not
+    count. SIFID (one TARGET image) is given per output; FID and KID compare an OUTPUT folder with a
+    --style folder. These three need the FID Inception network.
     """
     import json
 

@@ -23,6 +23,21 @@ C2 = (0.03 L)^2, L = 1, 'valid' windows only, mean of the map) between the Rec. 
 Y = 0.299 R + 0.587 G + 0.114 B of OUTPUT and SOURCE; and the Pearson correlation of their Sobel
 edge magnitudes. When the sizes differ, OUTPUT is resized to SOURCE's size (bilinear, antialiased).
 
+Texture distance: a sliced Wasserstein distance between the 7x7 patches of the two images' high-passed
+luminance at one fixed scale. It asks "are the brush strokes / grain alike?" with colour and global
+contrast taken out (SIFID at 256 px and the low-pass style levels mostly see the palette):
+
+- Each image ([0, 1], Rec. 601 luminance Y) is resized (bilinear, antialiased) to 512 px on its
+  shorter side, so the figure does not depend on the resolution the translation was evaluated at.
+- High-pass: Y minus its Gaussian blur (sigma 2 px, 13 taps, reflected borders), then divided by its
+  own standard deviation, so an affine change of brightness or contrast leaves the figure unchanged.
+- 32,768 patch centres per image set (valid positions only, spread evenly over the images), drawn
+  from a generator seeded by (image index, image size); sets cut to equal size by a seeded shuffle.
+- 256 seeded unit directions in the 49-d patch space; the same L1 form of SWD as the style distance.
+
+This is an evaluation figure, unlike the training-time patch SWD on 7x7 RGB patches at crop scale:
+no colour, and one scale for every image, so runs trained at different sizes compare.
+
 Everything runs on the CPU in float32 (SSIM and edges in float64), so a repeated call agrees exactly
 and a GPU run reports the same numbers as `sincut eval` on its saved images (up to 8-bit rounding).
 """
@@ -57,6 +72,10 @@ SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601
 MIN_SIDE = max(SMALLEST_LEVEL, SSIM_WINDOW)
+TEXTURE_SIDE = 512          # px: the shorter side both images are brought to
+TEXTURE_SIGMA = 2.0         # px: the Gaussian whose blur the high-pass removes
+TEXTURE_SAMPLES = 32768     # patch centres per image set (noise floor: ~0.010, an image against itself elsewhere)
+TEXTURE_PROJECTIONS = 256   # random directions in the 49-d patch space
 
 
 
@@ -69,6 +88,7 @@ class Quality:
     edge_correlation: float
     pairs: int = 1
     sifid: float | None = None  # only where the FID Inception network is installed
+    texture_distance: float | None = None  # high-passed luminance patches at 512 px (see module doc)
     style_distance: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +97,8 @@ class Quality:
     def to_dict(self) -> dict:
         figures = {"style_distance": self.style_distance, "style_levels": list(self.style_levels),
                    "ssim": self.ssim, "edge_correlation": self.edge_correlation, "pairs": self.pairs}
+        if self.texture_distance is not None:
+            figures["texture_distance"] = self.texture_distance
         if self.sifid is not None:
             figures["sifid"] = self.sifid
         return figures
@@ -191,6 +213,69 @@ def style_distance(outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> list
     return style_distance_levels(collect_descriptors(outputs, levels), collect_descriptors(targets, levels))
 
 
+# ---------------------------------------------------------------- texture: high-passed luminance patches
+
+def texture_map(image: Tensor) -> Tensor:
+    """[1, 3, H, W] in [-1, 1] -> [h, w] float32: luminance at TEXTURE_SIDE px short side, high-passed
+    and divided by its own standard deviation (a flat image, std under 1e-6, gives zeros)."""
+    y = luminance(to_unit_range(image)).float()
+    h, w = y.shape[-2:]
+    scale = TEXTURE_SIDE / min(h, w)
+    size = (max(TEXTURE_SIDE, round(h * scale)), max(TEXTURE_SIDE, round(w * scale)))
+    if size != (h, w):
+        y = F.interpolate(y, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return high_pass(y)[0, 0]
+
+
+def high_pass(y: Tensor) -> Tensor:
+    """[1, 1, H, W] -> Y minus its Gaussian blur (reflected borders), over the result's own std."""
+    g = gaussian_window(2 * math.ceil(3 * TEXTURE_SIGMA) + 1, TEXTURE_SIGMA).to(y.dtype)
+    r = len(g) // 2
+    blurred = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), g.view(1, 1, 1, -1))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, r, r), mode="reflect"), g.view(1, 1, -1, 1))
+    detail = y - blurred
+    std = float(detail.std())
+    # Below a thousandth of an 8-bit step it is float rounding of a flat image, not texture.
+    return detail / std if std > 1e-6 else torch.zeros_like(detail)
+
+
+def texture_positions(shape: tuple[int, int], count: int, index: int) -> tuple[Tensor, Tensor]:
+    """(rows, cols) of `count` patch centres (all, if fewer) of an [h, w] map; seeded by size and index."""
+    h, w = shape
+    r = PATCH // 2
+    valid_h, valid_w = h - 2 * r, w - 2 * r
+    total = valid_h * valid_w
+    gen = _generator(13, index, h, w)
+    idx = torch.arange(total) if total <= count else torch.randperm(total, generator=gen)[:count]
+    return idx // valid_w + r, idx % valid_w + r
+
+
+def texture_patches(detail: Tensor, count: int, index: int = 0) -> Tensor:
+    """`count` 7x7 patches of an [h, w] high-pass map as rows [n, 49] (positions: texture_positions)."""
+    ys, xs = texture_positions(tuple(detail.shape), count, index)
+    r = PATCH // 2
+    offsets = torch.arange(-r, r + 1)
+    patches = detail[ys[:, None, None] + offsets[None, :, None], xs[:, None, None] + offsets[None, None, :]]
+    return patches.reshape(len(ys), PATCH * PATCH)
+
+
+def texture_descriptors(images: Sequence[Tensor]) -> Tensor:
+    """The pooled patch rows of a set of [1, 3, H, W] images in [-1, 1] (one image is a set)."""
+    per_image = math.ceil(TEXTURE_SAMPLES / len(images))
+    return torch.cat([texture_patches(texture_map(im), per_image, i) for i, im in enumerate(images)])
+
+
+def texture_distance_of(a: Tensor, b: Tensor) -> float:
+    """SWD between two pooled patch sets (texture_descriptors), cut to equal size first."""
+    a, b = _equal_size(a, b, 1000)
+    return sliced_wasserstein(a, b, random_projections(PATCH * PATCH, TEXTURE_PROJECTIONS))
+
+
+def texture_distance(outputs: Sequence[Tensor], targets: Sequence[Tensor]) -> float:
+    """Texture distance (module doc) between two sets of [1, 3, H, W] images in [-1, 1]."""
+    return texture_distance_of(texture_descriptors(outputs), texture_descriptors(targets))
+
+
 # ---------------------------------------------------------------- content: SSIM and edges
 
 def luminance(image: Tensor) -> Tensor:
@@ -256,7 +341,8 @@ def content_scores(output: Tensor, source: Tensor) -> tuple[float, float]:
 def evaluate(output: Tensor, target: Tensor, source: Tensor) -> Quality:
     """All figures for one translation: OUTPUT against TARGET (style) and SOURCE (content)."""
     s, e = content_scores(output, source)
-    return Quality(tuple(style_distance([output], [target])), s, e)
+    return Quality(tuple(style_distance([output], [target])), s, e,
+                   texture_distance=texture_distance([output], [target]))
 
 
 class StyleReference:
@@ -266,11 +352,13 @@ class StyleReference:
         t = to_unit_range(target)
         self.levels = pyramid_levels(min(*t.shape[-2:], *output_size))
         self.descriptors = collect_descriptors([t], self.levels)
+        self.texture = texture_descriptors([target])
 
     def evaluate(self, output: Tensor, source: Tensor) -> Quality:
         out = collect_descriptors([to_unit_range(output)], self.levels)
         s, e = content_scores(output, source)
-        return Quality(tuple(style_distance_levels(out, self.descriptors)), s, e)
+        texture = texture_distance_of(texture_descriptors([output]), self.texture)
+        return Quality(tuple(style_distance_levels(out, self.descriptors)), s, e, texture_distance=texture)
 
 
 # ---------------------------------------------------------------- Inception figures: SIFID, FID, KID
@@ -476,18 +564,27 @@ def evaluate_files(pairs: Sequence[tuple[Path, Path]], targets: Sequence[Path]) 
     levels = pyramid_levels(min(sides[p] for p in [*(o for o, _ in pairs), *targets]))
     out_pool: list[list[Tensor]] = [[] for _ in range(levels)]
     tgt_pool: list[list[Tensor]] = [[] for _ in range(levels)]
+    out_texture: list[Tensor] = []
+    tgt_texture: list[Tensor] = []
     scores = []
     per_output = math.ceil(SAMPLES_PER_LEVEL / len(pairs))
+    texture_per_output = math.ceil(TEXTURE_SAMPLES / len(pairs))
     for i, (out_path, src_path) in enumerate(pairs):
         output = load_image(out_path)
         scores.append(content_scores(output, load_image(src_path)))
         add_descriptors(out_pool, to_unit_range(output), levels, per_output, i)
+        out_texture.append(texture_patches(texture_map(output), texture_per_output, i))
     per_target = math.ceil(SAMPLES_PER_LEVEL / len(targets))
+    texture_per_target = math.ceil(TEXTURE_SAMPLES / len(targets))
     for i, path in enumerate(targets):
-        add_descriptors(tgt_pool, to_unit_range(load_image(path)), levels, per_target, i)
+        target = load_image(path)
+        add_descriptors(tgt_pool, to_unit_range(target), levels, per_target, i)
+        tgt_texture.append(texture_patches(texture_map(target), texture_per_target, i))
     style = style_distance_levels([torch.cat(p) for p in out_pool], [torch.cat(p) for p in tgt_pool])
+    texture = texture_distance_of(torch.cat(out_texture), torch.cat(tgt_texture))
     n = len(scores)
-    return Quality(tuple(style), sum(s for s, _ in scores) / n, sum(e for _, e in scores) / n, pairs=n)
+    return Quality(tuple(style), sum(s for s, _ in scores) / n, sum(e for _, e in scores) / n, pairs=n,
+                   texture_distance=texture)
 
 
 def match_pairs(output: str | os.PathLike, source: str | os.PathLike) -> list[tuple[Path, Path]]:

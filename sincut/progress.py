@@ -113,7 +113,7 @@ def summary_table(rows: list[tuple[str, str]], title: str) -> Table:
 
 
 def quality_table(quality, title: str, extra_rows: Sequence[tuple[str, str, str]] = ()) -> Table:
-    """`sincut eval`'s figures (a metrics.Quality): style distance per level and mean, then content,
+    """`sincut eval`'s figures (a metrics.Quality): style distance per level and mean, texture, then content,
     then `extra_rows` (figure, value, better): the Inception figures when the network is there."""
     table = Table(title=title, title_justify="left")
     table.add_column("figure")
@@ -124,6 +124,9 @@ def quality_table(quality, title: str, extra_rows: Sequence[tuple[str, str, str]
         scale = "low-pass" if i == last else (f"1/{2 ** i} size" if i else "full size")
         table.add_row(f"style distance, level {i} ({scale})", f"{v:.4f}", "lower")
     table.add_row("[bold]style distance (mean)", f"[bold]{quality.style_distance:.4f}", "lower")
+    if quality.texture_distance is not None:
+        table.add_row("[bold]texture distance (high-pass Y, 512 px)", f"[bold]{quality.texture_distance:.4f}",
+                      "lower (0 = same)")
     table.add_row("[bold]SSIM (luminance)", f"[bold]{quality.ssim:.4f}", "higher (1 = same)")
     table.add_row("[bold]edge correlation", f"[bold]{quality.edge_correlation:.4f}", "higher (1 = same)")
     for row in extra_rows:

@@ -265,8 +265,12 @@ def metric_plot(files: RunFiles) -> Image.Image:
     best = files.best
     cfg = files.config
     style_mark = (best["step"], best["style_distance"], "best") if best else None
-    style = line_chart("Style distance to TARGET (lower: closer in look)",
-                       [Series("style distance (mean)", steps, [r["style_distance"] for r in m], dots=True)],
+    style_series = [Series("style distance (mean)", steps, [r["style_distance"] for r in m], dots=True)]
+    with_texture = [r for r in m if r.get("texture_distance") is not None]
+    if with_texture:  # both L1 sliced Wasserstein distances of standardised 7x7 patches, of like size
+        style_series.append(Series("texture distance (high-pass Y, 512 px)", [r["step"] for r in with_texture],
+                                   [r["texture_distance"] for r in with_texture], dots=True))
+    style = line_chart("Style and texture distance to TARGET (lower: closer)", style_series,
                        "step", "sliced Wasserstein distance", mark=style_mark)
     floor = None
     if cfg.get("select_by", "style") in ("style", "sifid"):
@@ -343,6 +347,9 @@ def quality_rows(files: RunFiles) -> list[tuple[str, str, str]]:
         name = "low-pass" if i == len(last["style_levels"]) - 1 else f"1/{2 ** i}" if i else "full size"
         rows.append((f"style distance, level {i} ({name})", col(last, "style_levels", i), col(best, "style_levels", i)))
     rows.append(("style distance (mean)", col(last, "style_distance"), col(best, "style_distance")))
+    if last.get("texture_distance") is not None:  # runs before the figure existed lack it
+        rows.append(("texture distance (high-pass Y, 512 px)", col(last, "texture_distance"),
+                     col(best, "texture_distance") if best and "texture_distance" in best else "-"))
     if last.get("sifid") is not None:
         rows.append(("SIFID", col(last, "sifid"), col(best, "sifid") if best and "sifid" in best else "-"))
     rows += [("SSIM (luminance)", col(last, "ssim"), col(best, "ssim")),
@@ -383,6 +390,8 @@ def _headline(files: RunFiles) -> str:
     if files.metrics:
         last, best = files.metrics[-1], files.best
         sifid = f"SIFID {last['sifid']:.2f}, " if last.get("sifid") is not None else ""
+        if last.get("texture_distance") is not None:
+            sifid += f"texture {last['texture_distance']:.3f}, "
         parts.append(f"step {last['step']:,}: style {last['style_distance']:.3f}, {sifid}SSIM {last['ssim']:.3f}, "
                      f"edges {last['edge_correlation']:.3f}")
         parts.append(f"best: step {best['step']:,}" if best else "best: none qualified")

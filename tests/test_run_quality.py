@@ -79,7 +79,7 @@ def test_logged_figures_are_those_of_the_final_translation(evaluated_run: Path, 
     translated = translate_tensor(G, load_image(src), seed=config.seed)
     expected = M.evaluate(translated, load_image(tgt), load_image(src)).to_dict()
     logged = records(evaluated_run)[-1]
-    for key in ("style_distance", "style_levels", "ssim", "edge_correlation"):
+    for key in ("style_distance", "style_levels", "texture_distance", "ssim", "edge_correlation"):
         assert logged[key] == expected[key], key
 
 
@@ -168,7 +168,7 @@ def test_eval_json_of_identical_images(pair_files):
     result = run("eval", src, "--style", src, "--content", src, "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
-    assert figures["style_distance"] == 0.0 and figures["ssim"] == 1.0
+    assert figures["style_distance"] == 0.0 and figures["ssim"] == 1.0 and figures["texture_distance"] == 0.0
     assert figures["edge_correlation"] == pytest.approx(1.0, abs=1e-12)
 
 
@@ -178,7 +178,7 @@ def test_eval_table_matches_the_library(evaluated_run: Path, pair_files):
     assert result.exit_code == 0, result.output
     q = M.evaluate_files([(evaluated_run / "result.png", src)], [tgt])
     for label, value in (("style distance (mean)", q.style_distance), ("SSIM", q.ssim),
-                         ("edge correlation", q.edge_correlation)):
+                         ("edge correlation", q.edge_correlation), ("texture distance", q.texture_distance)):
         line = next(line for line in result.stdout.splitlines() if label in line)
         assert f"{value:.4f}" in line, label
 
