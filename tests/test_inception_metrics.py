@@ -268,7 +268,7 @@ def test_select_by_sifid_without_the_network_is_one_line_before_training(small_p
 PINNED_SIFID = 144.64064645512516  # photo (455 x 256) vs painting (326 x 256)
 PINNED_FID = 365.8557049530753  # {photo, mirrored, upside down} vs the same of the painting, 299 x 299
 PINNED_KID = 0.34791711271837533
-PINNED_RTOL = 1e-3
+PINNED_RTOL = 1e-4  # measured agreement: 3e-9 (SIFID), 3e-7 (FID, KID)
 
 
 def test_sifid_fid_kid_of_the_samples_match_an_independent_computation(network, tmp_path):
