@@ -18,7 +18,7 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .config import DATASET_PRESETS, PRESETS, TrainConfig, make_config
+from .config import DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, make_config
 from .errors import TrainingFailed, TrainingStopped, UserError
 from .tiles import DEFAULT_TILE, MIN_TILE
 
@@ -57,8 +57,56 @@ def _parse_layers(ctx: click.Context, param: click.Parameter, value: str | None)
         raise click.BadParameter(f"expected comma-separated layer indices like 0,2,4, got {value!r}") from None
 
 
+HELP_ALL = "sincut.help_all"  # ctx.meta key: --help-all asked for every option with its full text
+COMPACT_GROUPS = ("paper", "bookkeeping", "execution")  # the train/batch options one screen of --help lists
+
+
+class ListedOption(click.Option):
+    """An option of train/batch/resume (every TrainConfig field is one). The one-screen --help lists it
+    with its brief line when `compact`; --help-all lists every option with its full text. `listed=False`
+    hides it from both; it still works."""
+
+    def __init__(self, *args: Any, compact: bool = True, listed: bool = True, brief: str = "",
+                 shown_default: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compact, self.listed, self.brief, self.shown_default = compact, listed, brief, shown_default
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if not self.listed:
+            return None
+        record = super().get_help_record(ctx)
+        if record is None or ctx.meta.get(HELP_ALL):
+            return record
+        if not self.compact:
+            return None
+        extra = "  [required]" if self.required else f"  [default: {self.shown_default}]" if self.shown_default else ""
+        return record[0], self.brief + extra
+
+
+def help_all_option(func: Callable) -> Callable:
+    """--help-all: the help with every option this command takes, each with its full text."""
+    def show(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if not value or ctx.resilient_parsing:
+            return
+        ctx.meta[HELP_ALL] = True
+        click.echo(ctx.get_help(), color=ctx.color)
+        ctx.exit()
+
+    return click.option("--help-all", is_flag=True, expose_value=False, is_eager=True, callback=show,
+                        help="Show every option (research knobs too) with its full help.")(func)
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].rstrip(".") + "."
+
+
 def config_options(func: Callable | None = None, *, resuming: bool = False) -> Callable:
-    """One Click option per TrainConfig field; unset options leave the preset's (or run's) value alone."""
+    """One Click option per TrainConfig field; unset options leave the preset's (or run's) value alone.
+
+    train/batch: the one-screen --help lists the paper, bookkeeping and execution groups (brief lines);
+    --help-all lists all. resume: only what it may change is listed; the rest stay accepted but unlisted,
+    so passing one gets the one-line refusal of with_resume_overrides instead of Click's "no such option".
+    """
     if func is None:
         return functools.partial(config_options, resuming=resuming)
     for f in reversed(dataclasses.fields(TrainConfig)):
@@ -76,29 +124,37 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         if resuming:  # an option left out keeps the resumed run's value, not the preset's
             shown = "the run's"
         help_text = f"{f.metadata['help']}  [default: {shown}]"
+        listing = dict(cls=ListedOption, shown_default=str(shown),
+                       brief=f.metadata.get("brief") or _first_sentence(f.metadata["help"]),
+                       compact=resuming or field_group(f) in COMPACT_GROUPS,
+                       listed=changeable_on_resume(f) or not resuming)
         if f.name == "keep_checkpoints":
-            func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None,
-                                help=help_text)(func)
+            func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None, metavar="N",
+                                help=help_text, **listing)(func)
         elif f.type in ("bool", bool):
             decl = [f"{flag}/--no-{f.name.replace('_', '-')}"]
-            func = click.option(*decl, f.name, default=None, help=help_text)(func)
+            func = click.option(*decl, f.name, default=None, help=help_text, **listing)(func)
         elif f.metadata.get("choices"):
             func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
-                                help=help_text)(func)
+                                help=help_text, **listing)(func)
         elif f.name == "nce_layers":
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
-                                help=help_text)(func)
+                                help=help_text, **listing)(func)
         else:
-            kind = click.IntRange(lo, hi) if f.type in ("int", "int | None", int) else click.FloatRange(lo, hi)
-            func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
+            is_int = f.type in ("int", "int | None", int)
+            kind = click.IntRange(lo, hi) if is_int else click.FloatRange(lo, hi)
+            func = click.option(flag, f.name, type=kind, default=None, metavar="N" if is_int else "X",
+                                help=help_text, **listing)(func)
     if resuming:
-        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None, hidden=True,
                             help="Must match the run's preset if given.")(func)
     else:
         func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                            help="Training recipe; every option below overrides it. [default: sincut for two "
-                                 "image files, cut for two folders; defaults shown below are sincut's]")(func)
-    return func
+                            help="Recipe; the options below override it. [default: sincut for two image "
+                                 "files, cut for two folders; defaults shown are sincut's]",
+                            cls=ListedOption, brief="Recipe the options below override.",
+                            shown_default="sincut for two files, cut for two folders")(func)
+    return help_all_option(func)
 
 
 def device_option(func: Callable) -> Callable:
@@ -137,7 +193,8 @@ def large_images_option(func: Callable) -> Callable:
         return value
 
     return click.option("--allow-large-images", is_flag=True, expose_value=False, callback=allow,
-                        help="Read images above Pillow's decompression-bomb limit (only for files you trust).")(func)
+                        help="Read images above Pillow's decompression-bomb limit (only for files you trust).",
+                        cls=ListedOption, compact=False)(func)
 
 
 def _run_training(config: TrainConfig | None, source: Path | None, target: Path | None, out: Path,
@@ -196,7 +253,8 @@ def _choose_preset(source: Path, target: Path, preset: str | None) -> str:
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
-              help="New run directory: config, log, previews, checkpoints and result.png go there.")
+              help="New run directory: config, log, previews, checkpoints and result.png go there.",
+              cls=ListedOption, brief="New run directory; all its outputs go there.")
 @device_option
 @large_images_option
 @config_options
@@ -237,8 +295,8 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
     """Continue RUN from its newest checkpoint, with its saved recipe.
 
     --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
-    back up unless --restart-lr), and the bookkeeping options (--log-every, --preview-every,
-    --checkpoint-every, --keep) may change; options that would change the objective are refused. A run
+    back up unless --restart-lr); the bookkeeping options and how the run executes (--precision,
+    --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. A run
     killed before its first checkpoint restarts from step 0. On the CPU a resumed run ends with the same
     weights, bit for bit, as one that never stopped.
     """
@@ -353,6 +411,7 @@ class StyleListCommand(click.Command):
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="Output folder: runs/<source>__<target>/, images/<source>__<target>.png, contact_sheet.png.")
 @device_option
+@large_images_option
 @config_options
 def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device: str, preset: str | None,
           **overrides: Any) -> None:

@@ -12,101 +12,149 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def _opt(default: Any, help: str, resumable: bool = False, **limits: Any) -> Any:
-    """A config field. `resumable` fields may change when a run is resumed; the rest define the objective."""
-    return field(default=default, metadata={"help": help, "resumable": resumable, **limits})
+# Option groups, for the command line's help (cli.py) and for what `resume` may change:
+# paper = the recipe values users tune; advanced = the rest of the recipe (research knobs);
+# execution = how the same recipe runs on this machine (changeable on resume: a CPU run may go on
+# on a GPU with --compile); bookkeeping = logs, previews, checkpoints, evaluation and the seed.
+GROUPS = ("paper", "advanced", "execution", "bookkeeping")
+DEFAULT_GROUP = "advanced"  # a field added without a group is a research knob until someone says otherwise
+
+
+def _opt(default: Any, help: str, resumable: bool = False, group: str | None = None, brief: str | None = None,
+         **limits: Any) -> Any:
+    """A config field. `resumable` fields may change when a run is resumed; the rest define the objective.
+    `group` sorts it in --help (see GROUPS); `brief` is its one-line help on the one-screen --help."""
+    tags = {k: v for k, v in (("group", group), ("brief", brief)) if v is not None}
+    return field(default=default, metadata={"help": help, "resumable": resumable, **tags, **limits})
+
+
+def field_group(f: dataclasses.Field) -> str:
+    """The field's group; untagged fields are 'advanced'."""
+    return f.metadata.get("group", DEFAULT_GROUP)
+
+
+def changeable_on_resume(f: dataclasses.Field) -> bool:
+    """Bookkeeping marked resumable, and every execution field: neither changes what is learned."""
+    return bool(f.metadata.get("resumable")) or field_group(f) == "execution"
 
 
 @dataclass
 class TrainConfig:
-    preset: str = _opt("sincut", "Recipe the other defaults come from.")
+    preset: str = _opt("sincut", "Recipe the other defaults come from.", group="advanced")
     steps: int | None = _opt(100_000, "Total training steps (sincut: 100,000; cut/fastcut: --epochs x the larger "
-                             "folder's image count).", resumable=True, min=1)
+                             "folder's image count).", resumable=True, min=1,
+                             group="paper", brief="Total training steps.")
     minutes: float | None = _opt(None, "Train for this wall-clock budget instead of a step count: the steps are "
                                        "sized after the first steps' timing so the lr decay ends in time "
                                        "(evaluations and the final outputs included); the run's config then "
-                                       "records the steps.", min=0.1)
+                                       "records the steps.", min=0.1,
+                                 group="paper", brief="Wall-clock budget instead of --steps.")
     epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 400, fastcut: 200); --steps replaces it. Fixed "
-                                    "as steps when a run starts (resume takes --steps).", min=1)
-    decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay.", min=0.0, max=1.0)
+                                    "as steps when a run starts (resume takes --steps).", min=1,
+                              group="paper", brief="Dataset mode: passes over the folders.")
+    decay_start: float = _opt(0.5, "Fraction of the steps at constant lr; then linear decay.", min=0.0, max=1.0,
+                              group="advanced")
     lr_schedule: str = _opt("epochs", "epochs: the paper's staircase, lr changes once per epoch and its last epoch "
                                       "runs at lr/(decay epochs + 1); linear: decays every step to 0.",
-                            choices=("epochs", "linear"))
+                            choices=("epochs", "linear"), group="advanced")
     epoch_steps: int | None = _opt(None, "Steps per epoch of the 'epochs' lr schedule (default: the folders' epoch "
                                          "in dataset mode; sincut: --steps / 16, the paper's 16 epochs of 6,250 "
-                                         "steps).", min=1)
-    batch_size: int = _opt(16, "Patches (sincut) or images (cut/fastcut) per step and process.", min=1)
-    crop_size: int = _opt(64, "Patch or crop size in pixels (a power of two for sincut's D).", min=8)
-    load_size: int = _opt(286, "Dataset mode: images are resized to this square size, then randomly cropped.", min=8)
-    zoom_min: float = _opt(1 / 3, "Smallest random zoom of a patch, relative to the native size.", min=0.01, max=1.0)
-    zoom_max: float = _opt(1.0, "Largest random zoom of a patch.", min=0.01, max=4.0)
-    flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.")
+                                         "steps).", min=1, group="advanced")
+    batch_size: int = _opt(16, "Patches (sincut) or images (cut/fastcut) per step and process.", min=1,
+                           group="paper", brief="Patches or images per step.")
+    crop_size: int = _opt(64, "Patch or crop size in pixels (a power of two for sincut's D).", min=8,
+                          group="paper", brief="Patch or crop size in pixels.")
+    load_size: int = _opt(286, "Dataset mode: images are resized to this square size, then randomly cropped.", min=8,
+                          group="paper", brief="Dataset mode: resize to this, then crop.")
+    zoom_min: float = _opt(1 / 3, "Smallest random zoom of a patch, relative to the native size.", min=0.01, max=1.0,
+                           group="advanced")
+    zoom_max: float = _opt(1.0, "Largest random zoom of a patch.", min=0.01, max=4.0, group="advanced")
+    flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.", group="advanced")
     patch_positions: str = _opt("paper", "sincut: paper = each patch one cell of a randomly offset crop-size grid "
                                          "over its zoomed image (the paper's code); stratified = a batch's patches "
                                          "spread over a jittered grid over the image.",
-                                choices=("paper", "stratified"))
-    generator: str = _opt("stylegan2", "Generator architecture.", choices=("stylegan2", "resnet"))
-    discriminator: str = _opt("stylegan2", "Discriminator architecture.", choices=("stylegan2", "patchgan"))
-    ngf: int = _opt(10, "Generator width (sincut: channel table scale).", min=1)
-    ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1)
+                                choices=("paper", "stratified"), group="advanced")
+    generator: str = _opt("stylegan2", "Generator architecture.", choices=("stylegan2", "resnet"), group="advanced")
+    discriminator: str = _opt("stylegan2", "Discriminator architecture.", choices=("stylegan2", "patchgan"),
+                              group="advanced")
+    ngf: int = _opt(10, "Generator width (sincut: channel table scale).", min=1, group="advanced")
+    ndf: int = _opt(8, "Discriminator width (sincut: channel table scale).", min=1, group="advanced")
     residual: bool = _opt(False, "Generator outputs its input plus a learned change that starts at zero "
-                                 "(the quick recipe); off in the paper's networks.")
+                                 "(the quick recipe); off in the paper's networks.", group="advanced")
     guide_radius: int = _opt(0, "Residual G only: its change goes through a guided filter (He et al. 2010) steered by "
                                 "the photo's luminance, so in every (2R+1)-pixel window the change is a linear "
                                 "function of the photo's brightness and cannot cross an edge the photo does not "
-                                "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64)
+                                "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64,
+                                group="advanced")
     ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
                                     "results, checkpoints' inference weights): old steps' weight halves every "
                                     "this many steps (ramped up as a tenth of the steps done, so the untrained "
                                     "start fades quickly); 0 = off, the paper's raw G. Training is unchanged.",
-                               min=0.0)
+                               min=0.0, group="advanced")
     border: int = _opt(0, "Pixels of the image's border mirrored around a whole image before G translates it "
                           "(previews, results, translate, export; training patches are unchanged), cropped "
                           "after: the zero padding of G's convolutions then never meets the image's edge, "
                           "where it draws a coloured line. Off in the paper's recipe.",
-                        resumable=True, min=0, max=256)
-    n_blocks: int = _opt(6, "Generator residual blocks (sincut: split between encoder and decoder).", min=2)
-    init_gain: float = _opt(0.02, "Xavier init gain of the ResNet/PatchGAN nets and of F.", min=0.0)
-    gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"))
+                        resumable=True, min=0, max=256, brief="Mirror this many px around images G translates.",
+                        group="advanced")
+    n_blocks: int = _opt(6, "Generator residual blocks (sincut: split between encoder and decoder).", min=2,
+                         group="advanced")
+    init_gain: float = _opt(0.02, "Xavier init gain of the ResNet/PatchGAN nets and of F.", min=0.0, group="advanced")
+    gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"), group="advanced")
     flip_equivariance: bool = _opt(False, "FastCUT: flip G's input batch at random and flip the fake's "
-                                          "features back before PatchNCE.")
-    lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0)
-    beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0)
-    beta2: float = _opt(0.99, "Adam beta2.", min=0.0, max=1.0)
-    lambda_gan: float = _opt(1.0, "Weight of the adversarial loss.", min=0.0)
-    lambda_nce: float = _opt(4.0, "Weight of each PatchNCE term.", min=0.0)
-    nce_identity: bool = _opt(True, "Add the identity PatchNCE term on (target, G(target)).")
-    lambda_identity: float = _opt(1.0, "Weight of the L1 identity loss between G(target) and target.", min=0.0)
-    nce_layers: tuple[int, ...] = _opt((0, 2, 4), "Encoder layers used by PatchNCE (0 = the input image).")
-    num_patches: int = _opt(1, "Sampled feature locations per layer per image.", min=1)
-    nce_temperature: float = _opt(0.07, "PatchNCE temperature.", min=1e-4)
+                                          "features back before PatchNCE.", group="advanced")
+    lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0,
+                     group="paper", brief="Adam learning rate.")
+    beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0, group="advanced")
+    beta2: float = _opt(0.99, "Adam beta2.", min=0.0, max=1.0, group="advanced")
+    lambda_gan: float = _opt(1.0, "Weight of the adversarial loss.", min=0.0,
+                             group="paper", brief="Weight of the adversarial loss.")
+    lambda_nce: float = _opt(4.0, "Weight of each PatchNCE term.", min=0.0,
+                             group="paper", brief="Weight of each PatchNCE term.")
+    nce_identity: bool = _opt(True, "Add the identity PatchNCE term on (target, G(target)).", group="advanced")
+    lambda_identity: float = _opt(1.0, "Weight of the L1 identity loss between G(target) and target.", min=0.0,
+                                  group="paper", brief="Weight of the L1 identity loss.")
+    nce_layers: tuple[int, ...] = _opt((0, 2, 4), "Encoder layers used by PatchNCE (0 = the input image).",
+                                       group="advanced")
+    num_patches: int = _opt(1, "Sampled feature locations per layer per image.", min=1, group="advanced")
+    nce_temperature: float = _opt(0.07, "PatchNCE temperature.", min=1e-4, group="advanced")
     nce_negatives_from_minibatch: bool = _opt(True, "Take PatchNCE negatives from the whole minibatch, "
-                                                     "not only the same image.")
-    projection_dim: int = _opt(256, "Width of the PatchNCE projection head F.", min=1)
-    r1_gamma: float = _opt(1.0, "R1 penalty weight gamma (0 turns it off).", min=0.0)
+                                                     "not only the same image.", group="advanced")
+    projection_dim: int = _opt(256, "Width of the PatchNCE projection head F.", min=1, group="advanced")
+    r1_gamma: float = _opt(1.0, "R1 penalty weight gamma (0 turns it off).", min=0.0, group="advanced")
     r1_every: int = _opt(1, "Fast path: lazy R1 every K steps, scaled by K (StyleGAN2); 1 = every step "
-                            "as in the paper.", min=1)
+                            "as in the paper.", min=1, group="advanced")
     precision: str = _opt("fp32", "Fast path: bf16 or fp16 autocast (fp16 with loss scaling, GPU only); "
-                                  "R1 stays in float32.", choices=("fp32", "bf16", "fp16"))
-    compile: bool = _opt(False, "Fast path: torch.compile G, D and F (slow first steps; best on GPUs).")
-    seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0)
+                                  "R1 stays in float32.", choices=("fp32", "bf16", "fp16"),
+                          group="execution", brief="bf16/fp16 autocast (fast path).")
+    compile: bool = _opt(False, "Fast path: torch.compile G, D and F (slow first steps; best on GPUs).",
+                         group="execution", brief="torch.compile the networks.")
+    seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0,
+                     group="bookkeeping", brief="Random seed.")
     log_every: int = _opt(10, "Steps between loss log lines (and progress updates of the losses).",
-                          resumable=True, min=1)
+                          resumable=True, min=1,
+                          group="bookkeeping", brief="Steps between log lines.")
     preview_every: int = _opt(1000, "Steps between preview images (source | translation | target).",
-                              resumable=True, min=1)
+                              resumable=True, min=1,
+                              group="bookkeeping", brief="Steps between preview images.")
     checkpoint_every: int = _opt(1000, "Steps between checkpoints (one is also written at the end, and on Ctrl-C).",
-                                 resumable=True, min=1)
-    keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1)
+                                 resumable=True, min=1,
+                                 group="bookkeeping", brief="Steps between checkpoints.")
+    keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1,
+                                 group="bookkeeping", brief="Recent checkpoints kept.")
     # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
     eval_every: int = _opt(0, "Steps between quality measurements of the translation (SOURCE at up to 0.8 MP) "
-                              "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0)
+                              "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0,
+                           group="bookkeeping", brief="Steps between evaluations; 0 = at previews.")
     select_by: str = _opt("style", "What picks checkpoints/best.pt: style or sifid (lowest style distance or "
                                    "SIFID among evaluations with SSIM >= --select-min-ssim; sifid needs "
                                    "sincut[metrics]), ssim or edges (highest).",
-                          choices=("style", "sifid", "ssim", "edges"), resumable=True)
+                          choices=("style", "sifid", "ssim", "edges"), resumable=True,
+                          group="bookkeeping", brief="What picks best.pt.")
     select_min_ssim: float = _opt(0.5, "Content SSIM an evaluation needs to be chosen by --select-by style "
                                        "or sifid.",
-                                  resumable=True, min=0.0, max=1.0)
+                                  resumable=True, min=0.0, max=1.0,
+                                  group="bookkeeping", brief="SSIM best.pt needs (style/sifid).")
 
     def validate(self) -> None:
         """Raise ValueError naming the option when a value is out of range or inconsistent."""
@@ -164,7 +212,7 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     def with_resume_overrides(self, overrides: dict[str, Any]) -> "TrainConfig":
-        """This run's config with the bookkeeping values changed; refuses changes to the objective."""
+        """This run's config with the bookkeeping and execution values changed; refuses changes to the objective."""
         changed = {}
         for f in dataclasses.fields(self):
             if f.name not in overrides or overrides[f.name] is None:
@@ -172,7 +220,7 @@ class TrainConfig:
             value = tuple(overrides[f.name]) if isinstance(overrides[f.name], list) else overrides[f.name]
             if value == getattr(self, f.name):
                 continue
-            if not f.metadata.get("resumable"):
+            if not changeable_on_resume(f):
                 raise ValueError(f"--{f.name.replace('_', '-')} {value} differs from this run's "
                                  f"{getattr(self, f.name)}: resume continues the saved recipe; start a new run "
                                  "with `sincut train` to change it")

@@ -8,6 +8,7 @@ loop only calls backward and steps the optimisers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from torch import Tensor, nn
 
 from .distributed import unwrap, without_ddp
 from .nets import Discriminator, Generator, ProjectionHead
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 def patch_nce_loss(feat_q: Tensor, feat_k: Tensor, batch_size: int, temperature: float = 0.07,
@@ -112,6 +116,19 @@ class Objective:
         # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
         # trainer turns it on where it measured faster; never under DDP, which wants one pass per net.
         self.separate_passes = False
+
+    @classmethod
+    def from_config(cls, config: "TrainConfig", G: nn.Module, D: nn.Module, F_head: nn.Module,
+                    generator: torch.Generator | None = None) -> "Objective":
+        """The objective a config trains: the one place that maps its fields to the losses, so the
+        trainer and the golden-step tests cannot wire them differently."""
+        return cls(
+            G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
+            nce_temperature=config.nce_temperature, nce_negatives_from_minibatch=config.nce_negatives_from_minibatch,
+            lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
+            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
+            gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=generator,
+        )
 
     def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
         """`flipped` forces the flip-equivariance draw (the golden-step tests replay the paper's)."""

@@ -222,13 +222,7 @@ class Trainer:
             G, D, F_head = torch.compile(G), torch.compile(D), torch.compile(F_head)
         G, D, F_head = wrap(G, world, device), wrap(D, world, device), wrap(F_head, world, device)
         rng = torch.Generator(device=device).manual_seed(config.seed + world.rank)
-        objective = Objective(
-            G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
-            nce_temperature=config.nce_temperature, nce_negatives_from_minibatch=config.nce_negatives_from_minibatch,
-            lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
-            lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
-            gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=rng,
-        )
+        objective = Objective.from_config(config, G, D, F_head, generator=rng)
         # CPUs, dataset nets (one 256 px image per pass): separate passes measured faster (ab.py separate:
         # cut 1.06x, fastcut 1.05x); the single-image nets keep one batch (sincut 1.03x, within the A/A
         # spread of 5%; quick 0.85x: its small convs pay per call). DDP needs one forward per net and step.

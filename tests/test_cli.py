@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sincut.cli import main
+from sincut.config import TrainConfig, changeable_on_resume, field_group
 
 from .conftest import ROOT, TINY_TRAIN
 
@@ -95,15 +97,86 @@ def test_help(command: list[str]):
     assert "Usage: sincut" in result.output
 
 
-def test_train_help_lists_every_recipe_value_with_its_default():
-    text = run("train", "--help").output
-    for flag, default in [("--steps", "100000"), ("--batch-size", "16"), ("--crop-size", "64"),
-                          ("--lambda-nce", "4.0"), ("--nce-temperature", "0.07"), ("--lr", "0.002"),
-                          ("--r1-gamma", "1.0"), ("--nce-layers", "0,2,4"), ("--zoom-min", "1/3")]:
-        start = re.search(rf"^\s+{flag} (?:[A-Z]|I,J)", text, re.M)  # the option's line, not prose
-        assert start, flag
-        option_text = " ".join(text[start.start():].split())
-        assert f"[default: {default}]" in option_text[:300], flag
+def help_text(*args: str) -> str:
+    """The help as a 100-column terminal shows it."""
+    result = CliRunner().invoke(main, list(args), prog_name="sincut", terminal_width=100)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def listed_flags(text: str) -> set[str]:
+    """The long flags that start an option's entry (not flags named inside help texts)."""
+    return {m.group(1) for m in re.finditer(r"^  (?:-\w, )?(--[\w-]+)", text, re.M)}
+
+
+def flag(f: dataclasses.Field) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+FIELDS = dataclasses.fields(TrainConfig)
+COMMON = {"--help", "--help-all", "--device", "--allow-large-images"}
+OWN = {"train": set(), "batch": {"--style"}}  # each command's options besides the recipe's
+
+
+@pytest.mark.parametrize("command", ["train", "batch"])
+def test_help_fits_one_screen_and_lists_the_options_users_need(command: str):
+    text = help_text(command, "--help")
+    assert len(text.splitlines()) <= 45, text  # train: 40 lines; batch's usage and docstring are longer
+    shown = {flag(f) for f in FIELDS if field_group(f) in ("paper", "bookkeeping", "execution")}
+    assert listed_flags(text) == shown | OWN[command] | {"--preset", "--out", "--help", "--help-all", "--device"}
+    # the research knobs are left to --help-all
+    assert not listed_flags(text) & {"--nce-temperature", "--guide-radius", "--residual", "--init-gain"}
+
+
+@pytest.mark.parametrize("command", ["train", "batch"])
+def test_help_all_lists_every_option_with_its_full_text(command: str):
+    text = help_text(command, "--help-all")
+    assert listed_flags(text) == {flag(f) for f in FIELDS} | COMMON | OWN[command] | {"--preset", "--out"}
+    flat = "".join(text.split())  # wrapping may break a line at any space or hyphen
+    for f in FIELDS:
+        if f.name != "preset":
+            assert "".join(f.metadata["help"].split()) in flat, f.name
+
+
+def test_train_help_all_gives_each_option_its_recipe_default():
+    text = help_text("train", "--help-all")
+    for f in FIELDS:
+        if f.name == "preset":
+            continue
+        default = {"zoom_min": "1/3", "nce_layers": "0,2,4"}.get(f.name, f.default)
+        if isinstance(default, bool):
+            default = "on" if default else "off"
+        start = re.search(rf"^\s+{flag(f)}[ ,/]", text, re.M)
+        assert start, f.name
+        entry = " ".join(text[start.start():].split())
+        assert f"[default: {default}]" in entry[:600], f.name
+    assert "[default: 100000]" in " ".join(text.split())  # the paper's 100,000 steps, as the user reads it
+
+
+def test_resume_offers_only_what_it_may_change():
+    text = help_text("resume", "--help")
+    changeable = {flag(f) for f in FIELDS if changeable_on_resume(f)}
+    assert {"--precision", "--compile", "--steps", "--keep-checkpoints", "--border"} <= changeable
+    assert listed_flags(text) == changeable | COMMON - {"--allow-large-images"} | {"--restart-lr"}
+    assert listed_flags(help_text("resume", "--help-all")) == changeable | COMMON | {"--restart-lr"}
+
+
+def test_unlisted_options_still_parse():
+    """--help leaves options out of the listing only: train takes research knobs, resume still takes the
+    recipe's options (to refuse a change in one line, test_resume.py), batch takes --allow-large-images."""
+    ctx = main.commands["train"].make_context("train", ["a.jpg", "b.jpg", "--out", "r", "--nce-temperature",
+                                                        "0.1", "--residual", "--guide-radius", "3"])
+    assert (ctx.params["nce_temperature"], ctx.params["residual"], ctx.params["guide_radius"]) == (0.1, True, 3)
+    ctx = main.commands["resume"].make_context("resume", ["r", "--lr", "0.1", "--compile"])
+    assert ctx.params["lr"] == 0.1 and ctx.params["compile"] is True
+
+
+def test_batch_takes_allow_large_images(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    assert Image.MAX_IMAGE_PIXELS is not None
+    main.commands["batch"].make_context("batch", ["a.jpg", "--style", "b.jpg", "--out", "o",
+                                                  "--allow-large-images"])
+    assert Image.MAX_IMAGE_PIXELS is None
 
 
 def test_cli_py_and_module_are_the_same_group():

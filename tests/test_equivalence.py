@@ -128,11 +128,7 @@ def test_optimised_step_matches_the_plain_reference(separate_passes: bool):
     nhwc = torch.channels_last
     G_fast = G.to(memory_format=nhwc)
     D_fast = D.to(memory_format=nhwc)
-    objective = Objective(G_fast, D_fast, F_head, nce_layers=cfg.nce_layers, num_patches=cfg.num_patches,
-                          nce_temperature=cfg.nce_temperature, nce_negatives_from_minibatch=True,
-                          lambda_gan=cfg.lambda_gan, lambda_nce=cfg.lambda_nce, nce_identity=True,
-                          lambda_identity=cfg.lambda_identity, r1_gamma=cfg.r1_gamma,
-                          generator=torch.Generator().manual_seed(7))
+    objective = Objective.from_config(cfg, G_fast, D_fast, F_head, generator=torch.Generator().manual_seed(7))
     objective.separate_passes = separate_passes
     fwd = objective.forward(src.contiguous(memory_format=nhwc), tgt.contiguous(memory_format=nhwc))
     d_loss, d_parts = objective.discriminator_loss(fwd)

@@ -259,3 +259,24 @@ def test_select_by_sifid_without_the_network_is_one_line_before_training(small_p
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--select-by sifid" in lines[0] and 'pip install "sincut[metrics]"' in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- pinned values
+
+# Computed once by tests/pinned_inception.py, which does not use sincut's metrics code (NumPy float64
+# statistics, general eigenvalues of C1 C2, KID's kernel in loops) on the same fixed images.
+PINNED_SIFID = 144.64064645512516  # photo (455 x 256) vs painting (326 x 256)
+PINNED_FID = 365.8557049530753  # {photo, mirrored, upside down} vs the same of the painting, 299 x 299
+PINNED_KID = 0.34791711271837533
+PINNED_RTOL = 1e-4  # measured agreement: 3e-9 (SIFID), 3e-7 (FID, KID)
+
+
+def test_sifid_fid_kid_of_the_samples_match_an_independent_computation(network, tmp_path):
+    from . import pinned_inception
+
+    files = pinned_inception.write_images(tmp_path)
+    (sifid,) = M.sifid_files([files["photo_sifid"]], files["painting_sifid"], network)
+    fid, kid = M.fid_kid_files(files["photo_set"], files["painting_set"], network)
+    assert sifid == pytest.approx(PINNED_SIFID, rel=PINNED_RTOL)
+    assert fid == pytest.approx(PINNED_FID, rel=PINNED_RTOL)
+    assert kid == pytest.approx(PINNED_KID, rel=PINNED_RTOL)

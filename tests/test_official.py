@@ -96,13 +96,7 @@ def _replay_step(mode: str, dtype: torch.dtype, separate_passes: bool):
     config = golden_config(meta)
     torch.manual_seed(0)
     G, D, F_head = build_nets(config, arrays)
-    objective = Objective(
-        G, D, F_head, nce_layers=config.nce_layers, num_patches=config.num_patches,
-        nce_temperature=config.nce_temperature, nce_negatives_from_minibatch=config.nce_negatives_from_minibatch,
-        lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
-        lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, gan_mode=config.gan_mode,
-        flip_equivariance=config.flip_equivariance, generator=torch.Generator().manual_seed(0),
-    )
+    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(0))
     objective.separate_passes = separate_passes  # the trainer's choice on CPUs; both must be the paper's step
     # The paper's F drew these locations (NCE first, then NCE_Y); ours replays them in the same order.
     drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from sincut.cli import main
-from sincut.config import TrainConfig
+from sincut.config import TrainConfig, changeable_on_resume
 from sincut.interrupt import KILL_AT_ENV
 
 from .conftest import ROOT, TINY_TRAIN
@@ -66,7 +66,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     for part in ("G", "D", "F", "opt_G", "opt_D", "rng", "lr", "step", "config"):
         assert part in a and part in b, part
     assert_same({k: v for k, v in a.items() if k != "config"}, {k: v for k, v in b.items() if k != "config"})
-    bookkeeping = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
+    bookkeeping = {f.name for f in dataclasses.fields(TrainConfig) if changeable_on_resume(f)}
     assert_same({k: v for k, v in a["config"].items() if k not in bookkeeping},  # the recipe, not --keep etc.
                 {k: v for k, v in b["config"].items() if k not in bookkeeping}, "state.config")
 
@@ -132,6 +132,23 @@ def test_resume_can_extend_but_not_change_the_objective(tiny_pair, tmp_path: Pat
     assert extended.exit_code == 0, extended.output
     assert final_state(run)["step"] == 4
     assert json.loads((run / "config.json").read_text())["steps"] == 4
+
+
+def test_resume_may_change_how_the_run_executes(tiny_pair, tmp_path: Path, monkeypatch):
+    """--precision and --compile change how the same recipe runs (a CPU run may go on on a GPU with
+    --compile): resume takes them, saves them, and builds the networks with them."""
+    run = tmp_path / "run"
+    assert cli("train", *tiny_pair, "--out", run, *tiny(2)).exit_code == 0
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(type(module).__name__) or module)
+    result = cli("resume", run, "--steps", "3", "--compile", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert compiled == ["Generator", "Discriminator", "ProjectionHead"]
+    assert json.loads((run / "config.json").read_text())["compile"] is True
+    assert final_state(run)["config"]["compile"] is True and final_state(run)["step"] == 3
+    # the new --precision reaches the resumed run's device check (fp16 needs CUDA), not the recipe refusal
+    refused = cli("resume", run, "--steps", "4", "--precision", "fp16", "--device", "cpu")
+    assert refused.exit_code == 2 and "--precision fp16 needs a CUDA GPU" in refused.output, refused.output
 
 
 def test_train_on_an_existing_run_says_how_to_resume(tiny_pair, tmp_path: Path):

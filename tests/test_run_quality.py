@@ -151,14 +151,62 @@ def test_sincut_report_rebuilds_and_refuses_a_non_run(evaluated_run: Path, tmp_p
     assert "config.json" in one_error_line(run("report", tmp_path))
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium to render the page")
+# Appended to a copy of the page: once everything has loaded, each image records what the browser
+# decoded (naturalWidth x naturalHeight) and, drawn into a canvas, how many of its pixels are coloured
+# (channels differing by > 60: the curves' lines, not the white, grey and black of axes and text).
+PROBE = """<script>
+window.addEventListener('load', () => {
+  for (const img of document.images) {
+    img.setAttribute('data-natural', img.naturalWidth + 'x' + img.naturalHeight);
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    let coloured = -1;
+    try {
+      const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+      const px = g.getImageData(0, 0, c.width, c.height).data;
+      coloured = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 60) coloured++;
+      }
+    } catch (e) {}
+    img.setAttribute('data-coloured', coloured);
+  }
+  document.body.setAttribute('data-probed', 'yes');
+});
+</script>"""
+
+
+def chromium(*args: str) -> str:
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--allow-file-access-from-files", *args], check=True, timeout=180, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium to render the page (.ci/run installs it)")
 def test_report_renders_in_a_headless_browser(evaluated_run: Path, tmp_path: Path):
+    """What a person opening report.html sees: every image decoded by a real browser, the curves drawn."""
+    page = (evaluated_run / "report.html").read_text(encoding="utf-8")
+    probe = evaluated_run / "probe.html"  # beside report.html, so its relative links resolve the same
+    probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    try:
+        dom = chromium("--virtual-time-budget=20000", "--dump-dom", probe.as_uri())
+    finally:
+        probe.unlink()
+    assert 'data-probed="yes"' in dom
+    images = re.findall(r"<img\b[^>]*>", dom)
+    assert len(images) == len(re.findall(r"<img\b", page)) >= 5
+    for tag in images:
+        width, height = map(int, re.search(r'data-natural="(\d+)x(\d+)"', tag).groups())
+        assert width > 0 and height > 0, f"not loaded: {tag[:200]}"
+    for alt in ("loss curves", "quality curves"):
+        tag = next(t for t in images if f"alt=\"{alt}\"" in t)
+        assert int(re.search(r'data-coloured="(-?\d+)"', tag).group(1)) > 500, f"{alt}: no lines drawn"
     shot = tmp_path / "shot.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    f"--screenshot={shot}", "--window-size=1280,2000", (evaluated_run / "report.html").as_uri()],
-                   check=True, timeout=120, capture_output=True)
+    chromium(f"--screenshot={shot}", "--window-size=1280,2000", (evaluated_run / "report.html").as_uri())
     with Image.open(shot) as img:
-        assert np.asarray(img.convert("L"), dtype=np.float32).std() > 10
+        rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+    assert rgb.std() > 10  # a page with pictures, not a blank or an error page
+    assert ((rgb.max(axis=2) - rgb.min(axis=2)) > 60).mean() > 0.05  # colour: the photos and paintings shown
 
 
 # ---------------------------------------------------------------- sincut eval

@@ -367,4 +367,5 @@ def test_translate_uses_the_models_border_unless_told(bordered_model: Path, tiny
 def test_the_quick_recipe_mirrors_a_border():
     from sincut.config import make_config
 
-    assert make_config("quick").border == 32 and make_config("sincut").border == 0
+    # the quick recipe mirrors a border (its value is measured in the README); the paper's networks have none
+    assert make_config("quick").border > 0 and make_config("sincut").border == 0
