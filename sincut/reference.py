@@ -79,7 +79,8 @@ def _command_section(name: str, command: click.Command) -> list[str]:
             many = " (one or more)" if arg.nargs == -1 else ""
             lines.append(f"| `{arg.metavar or arg.name.upper()}` | {_cell(_type_text(arg))}{many} |")
         lines.append("")
-    options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+    options = [p for p in command.params if isinstance(p, click.Option) and not p.hidden
+               and getattr(p, "listed", True)]
     if options:
         lines += ["| option | accepts | default | what it does |", "|---|---|---|---|"]
         for opt in options:
