@@ -148,9 +148,12 @@ class Translator:
     def __init__(self, G: Generator, device: torch.device, tile: int | None = None, seed: int = 0,
                  noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch",
                  max_memory: int | None = None) -> None:
-        # Tiles read CONTEXT pixels around what they keep, more for a G that reaches farther (--guide-radius).
-        extra = getattr(G, "extra_context", 0)
-        self.context = CONTEXT + -(-extra // G.stride) * G.stride
+        # Tiles read G's receptive radius around what they keep, rounded up to its stride (CONTEXT plus
+        # any guided filter's reach for a G that does not state its radius).
+        reach = getattr(G, "receptive_radius", None)
+        if reach is None:
+            reach = CONTEXT + getattr(G, "extra_context", 0)
+        self.context = -(-reach // G.stride) * G.stride
         if tile is not None and tile < min_tile(self.context):
             raise UserError(f"--tile {tile}: must be at least {min_tile(self.context)} pixels for this model")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
