@@ -294,7 +294,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--engine", type=click.Choice(["torch", "onnxruntime"]), default="torch", show_default=True,
               help="onnxruntime: run the exported noise-free generator with onnxruntime on the CPU (needs "
                    "`pip install onnx onnxruntime` and --no-noise; 1.1-1.3x faster than torch at 1024x768 with "
-                   "the default generator on a 2-core AVX2 CPU, see benchmarks/translate.py --onnx).")
+                   "the default generator on a 2-core AVX2 CPU, see benchmarks/translate.py).")
 @click.option("--border", type=click.IntRange(0, 256), default=None, metavar="PX",
               help="Mirror PX pixels of each image's edge around it before translating, then crop them off, so "
                    "the generator's zero padding draws no line along the edges. Default: the model's own "
