@@ -14,8 +14,8 @@ first (oneDNN's and onnxruntime's one-off setup), then the image once, timed.
 FLOPs are counted once, on one whole-image pass (benchmarks/flop_count.py), as FLOPs per megapixel of
 image: GFLOP/s is that useful work over the time, so what tiles compute twice (their context) shows as a
 lower rate. The reference line is the whole-image rate at 0.8 MP (--reference 1024x768, in one pass
-whatever the budget) for each engine; "vs whole" is each row's seconds per megapixel over it. 12 and 24 MP take minutes and about
-3 GiB on a CPU.
+whatever the budget) for each engine; "vs whole" is each row's seconds per megapixel over it. 12 and
+24 MP take minutes and about 3 GiB on a CPU.
 """
 
 from __future__ import annotations

@@ -188,5 +188,7 @@ def batch_for_budget(cost: PassCost, budget: float, pixels_each: int, count: int
     return max(1, min(count, cost.pixels(budget) // max(1, pixels_each)))
 
 
-def budget_error(budget: float, reason: str) -> UserError:
-    return UserError(f"--max-memory {format_memory(budget)}: {reason}; give more, or a smaller model")
+def budget_error(budget: float, reason: str, default: bool = False) -> UserError:
+    """The one-line error of a budget that cannot hold the smallest tile, naming the minimum."""
+    which = " (the default: half the available memory)" if default else ""
+    return UserError(f"--max-memory {format_memory(budget)}{which}: {reason}; give at least that, or free memory")

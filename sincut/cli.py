@@ -302,8 +302,8 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @device_option
 @large_images_option
 def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
-              overwrite: bool, max_memory: int | None, tile: int | None, batch_size: int, shard: tuple[int, int], seed: int, noise: bool,
-              half: bool, checkpoint: str, load_size: int | None, engine: str, border: int | None,
+              overwrite: bool, max_memory: int | None, tile: int | None, batch_size: int, shard: tuple[int, int],
+              seed: int, noise: bool, half: bool, checkpoint: str, load_size: int | None, engine: str, border: int | None,
               device: str) -> None:
     """Translate INPUT images with MODEL into --out.
 

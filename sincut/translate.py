@@ -183,7 +183,7 @@ class Translator:
                 try:
                     budget_tile = tile_for_cost(self.cost, self.budget, G.stride, self.context)
                 except ValueError as e:
-                    raise budget_error(self.budget, str(e)) from None
+                    raise budget_error(self.budget, str(e), default=max_memory is None) from None
                 if tile is None:
                     self.tile, self.max_pixels = budget_tile, self.cost.pixels(self.budget)
 

@@ -22,7 +22,7 @@ from sincut.nets import Generator
 from sincut.tiles import BLEND, min_tile, plan_spans
 from sincut.translate import Translator, translate_tensor
 
-from .conftest import ROOT, SAMPLES
+from .conftest import ROOT
 from .test_translate import random_generator, smooth_photo
 
 
