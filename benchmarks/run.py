@@ -284,12 +284,12 @@ def translate_gflop(width: int, height: int) -> float:
 
 
 def translate_cost(device: str, h: int, w: int) -> dict[str, float]:
-    """The real `sincut translate` path (tiling included) in a fresh interpreter: see translate.py."""
+    """`sincut translate`'s Translator (tiles from the default memory budget; no decode or encode) in a
+    fresh interpreter: see translate.py."""
     from translate import measure  # benchmarks/translate.py
-    from sincut.tiles import DEFAULT_TILE
 
-    r = measure(w, h, DEFAULT_TILE, device)
-    return {"seconds": r["seconds_per_image"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
+    r = measure(w, h, "torch", None, None, device)
+    return {"seconds": r["seconds"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
             "peak_rss_mib": r["peak_rss_mib"], "gflop": translate_gflop(w, h)}
 
 

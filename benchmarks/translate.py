@@ -1,19 +1,21 @@
-"""Images per second and peak memory of `sincut translate` at 1024x768, 4096x3072 and 6000x4000.
+"""Seconds per megapixel, GFLOP/s and peak memory of translation at camera resolutions, per engine.
 
-    python benchmarks/translate.py [--device cpu] [--sizes 1024x768,4096x3072,6000x4000]
-                                   [--tile 896] [--json benchmarks/results/translate.json]
+    python benchmarks/translate.py [--sizes 1024x768,2048x1536,4000x3000,6000x4000] [--reference 1024x768]
+                                   [--engines torch,onnxruntime] [--max-memory SIZE] [--tile PX]
+                                   [--device cpu] [--json benchmarks/results/translate.json]
 
-Each size runs in a fresh interpreter, so its peak resident memory (VmHWM from /proc/self/status) is its
-own: the whole job of `sincut translate` on a folder of JPEGs (decode, tiled translation, PNG encode,
-atomic write) with the default ngf=10 generator; images/s = images / wall time, the first image's
-one-off warm-up included. Sizes below 2 megapixels get 4 images (a folder's throughput), larger
-ones 1. The weights are random: speed and memory do not depend on them. The input is the bundled
-photo resized to each size. Slow on a CPU: minutes for the large sizes.
+Each (size, engine) runs in a fresh interpreter, so its peak resident memory (VmHWM from
+/proc/self/status) is its own: the default ngf=10 generator with random weights (speed and memory do
+not depend on them), a `Translator` as `sincut translate` builds it (the tile and the tiles per pass
+from the memory budget: --max-memory, else the default), --no-noise for both engines so they compute
+the same function, array in and array out (no decode or encode). One warm-up pass on a 256x256 image
+first (oneDNN's and onnxruntime's one-off setup), then the image once, timed.
 
---onnx also times `sincut translate --engine onnxruntime` (the generator exported to ONNX and run by
-onnxruntime's CPU provider) against the torch engine (`Translator`, --no-noise, the same tile) on one
-1024x768 image: array in, array out (no decode or encode), the median of --repeats after one warm-up
-each.
+FLOPs are counted once, on one whole-image pass (benchmarks/flop_count.py), as FLOPs per megapixel of
+image: GFLOP/s is that useful work over the time, so what tiles compute twice (their context) shows as a
+lower rate. The reference line is the whole-image rate at 0.8 MP (--reference 1024x768, in one pass
+whatever the budget) for each engine; "vs whole" is each row's seconds per megapixel over it. 12 and
+24 MP take minutes and about 3 GiB on a CPU.
 """
 
 from __future__ import annotations
@@ -23,153 +25,134 @@ import json
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sincut.tiles import DEFAULT_TILE  # noqa: E402
+WHOLE = 10**6  # a --tile this large puts any benchmarked image through in one pass
 
 CHILD = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-import torch
-from dataclasses import asdict
-from sincut.checkpoint import save_checkpoint
-from sincut.config import TrainConfig
+import numpy as np, torch
+from PIL import Image
 from sincut.nets import Generator
-from sincut.translate import TranslateOptions, pick_device, translate_files
+from sincut.translate import Translator, pick_device
 
 def status_mib(field):  # VmHWM (peak RSS) starts afresh at exec, unlike ru_maxrss which a child inherits
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
-work, image, tile, device = {work!r}, {image!r}, {tile}, pick_device({device!r})
+width, height, engine, tile, budget, device = {width}, {height}, {engine!r}, {tile}, {budget}, pick_device({device!r})
 torch.manual_seed(0)
-save_checkpoint(work + "/run", 0, {{"config": asdict(TrainConfig()), "G": Generator().state_dict()}})
+G = Generator().to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+photo = Image.open({photo!r}).convert("RGB").resize((width, height), Image.BICUBIC)
+rgb = np.asarray(photo)
+del photo
+translator = Translator(G, device, tile=tile, max_memory=budget, noise=False, engine=engine)
+tiles, per_pass, tile_pixels = translator.plan(height, width)
 ready = status_mib("VmRSS")
+translator.translate(np.asarray(Image.new("RGB", (256, 256), (90, 120, 150))))  # warm-up
 if device.type == "cuda":
+    torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats(device)
-summary = translate_files(work + "/run", [image], work + "/out", device, TranslateOptions(tile=tile, overwrite=True))
-assert not summary.failed, summary.failed
-count = len(summary.translated)
-result = {{"images": count, "seconds_per_image": summary.seconds / count, "images_per_second": count / summary.seconds,
-          "peak_rss_mib": status_mib("VmHWM"), "rss_before_mib": ready, "threads": torch.get_num_threads()}}
+t0 = time.perf_counter()
+out = translator.translate(rgb)
+seconds = time.perf_counter() - t0
+assert out.shape == rgb.shape
+result = {{"seconds": seconds, "tile": translator.tile, "tiles": tiles, "tiles_per_pass": per_pass,
+          "tile_pixels": tile_pixels, "budget_mib": translator.budget / 2**20, "peak_rss_mib": status_mib("VmHWM"),
+          "rss_before_mib": ready,           "threads": torch.get_num_threads()}}
 if device.type == "cuda":
     result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
 print(json.dumps(result))
 """
 
 
-ONNX_CHILD = """
-import json, statistics, sys, time
-sys.path.insert(0, {root!r})
-import numpy as np, torch
-import onnxruntime as ort
-from dataclasses import asdict
-from PIL import Image
-from sincut.checkpoint import save_checkpoint
-from sincut.config import TrainConfig
-from sincut.nets import Generator
-from sincut.translate import Translator
+def flops_per_megapixel() -> float:
+    """FLOPs of one whole-image pass of the default generator, per megapixel (convolutions, counted
+    at 256x256: the count is exactly proportional to the pixels for a fully convolutional net)."""
+    import torch
 
-work, image, repeats = {work!r}, {image!r}, {repeats}
-torch.manual_seed(0)
-save_checkpoint(work + "/run", 0, {{"config": asdict(TrainConfig()), "G": Generator().state_dict()}})
-rgb = np.asarray(Image.open(image).convert("RGB"))
-G = Generator()
-G.load_state_dict(torch.load(sorted(__import__("glob").glob(work + "/run/checkpoints/*.pt"))[-1],
-                             weights_only=True)["G"])
-G = G.to(memory_format=torch.channels_last).eval().requires_grad_(False)
-ours = Translator(G, torch.device("cpu"), noise=False)
-engine = Translator(G, torch.device("cpu"), noise=False, engine="onnxruntime")  # translate --engine onnxruntime
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from flop_count import CountFlops
 
-def timed(fn):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+    from sincut.nets import Generator
 
-t_ours, a = timed(lambda: ours.translate(rgb))
-t_ort, b = timed(lambda: engine.translate(rgb))
-print(json.dumps({{"size": f"{{rgb.shape[1]}}x{{rgb.shape[0]}}", "ours_seconds": t_ours, "onnxruntime_seconds": t_ort,
-                  "speedup": t_ours / t_ort, "max_level_difference": int(np.abs(a.astype(int) - b).max()),
-                  "threads": torch.get_num_threads(), "onnxruntime": ort.__version__}}))
-"""
+    G = Generator().eval().requires_grad_(False)
+    side = 256
+    counter = CountFlops()
+    with counter, torch.no_grad():  # as benchmarks/run.py counts (under inference_mode it sees no ops)
+        G(torch.zeros(1, 3, side, side), noise=G.draw_noise(1, side, side))
+    return counter.total / (side * side) * 1e6
 
 
-def measure_onnx(repeats: int) -> dict:
-    with tempfile.TemporaryDirectory() as work:
-        image = make_inputs(Path(work), 1024, 768) / "photo_0.jpg"
-        code = ONNX_CHILD.format(root=str(ROOT), work=work, image=str(image), repeats=repeats)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"onnxruntime comparison failed:\n{done.stderr}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def make_inputs(folder: Path, width: int, height: int) -> Path:
-    from PIL import Image
-
-    photo = Image.open(ROOT / "samples" / "photo_montStMichel.jpg").convert("RGB").resize((width, height), Image.BICUBIC)
-    images = folder / "images"
-    images.mkdir()
-    for i in range(4 if width * height < 2_000_000 else 1):
-        (photo if i % 2 == 0 else photo.transpose(Image.FLIP_LEFT_RIGHT)).save(images / f"photo_{i}.jpg", quality=92)
-    return images
-
-
-def measure(width: int, height: int, tile: int, device: str) -> dict:
-    with tempfile.TemporaryDirectory() as work:
-        image = make_inputs(Path(work), width, height)
-        code = CHILD.format(root=str(ROOT), work=work, image=str(image), tile=tile, device=device)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"{width}x{height} failed:\n{done.stderr}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+def measure(width: int, height: int, engine: str, tile: int | None, budget: int | None, device: str) -> dict:
+    code = CHILD.format(root=str(ROOT), width=width, height=height, engine=engine, tile=tile, budget=budget,
+                        device=device, photo=str(ROOT / "samples" / "photo_montStMichel.jpg"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{width}x{height} {engine} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1024x768,2048x1536,4000x3000,6000x4000",
+                        help="WxH list, each translated as sincut translate would (tiled when over the budget)")
+    parser.add_argument("--reference", default="1024x768", help="WxH translated in one pass: the reference line")
+    parser.add_argument("--engines", default="torch,onnxruntime")
+    parser.add_argument("--max-memory", default=None, help="as sincut translate --max-memory (default: its default)")
+    parser.add_argument("--tile", type=int, default=None, help="as sincut translate --tile (default: from the budget)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sizes", default="1024x768,4096x3072,6000x4000")
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "translate.json")
-    parser.add_argument("--onnx", action="store_true", help="also time onnxruntime against ours at 1024x768")
-    parser.add_argument("--repeats", type=int, default=5, help="timed forward passes per engine with --onnx")
     args = parser.parse_args()
 
     import torch
 
+    from sincut.budget import parse_memory
+
+    budget = parse_memory(args.max_memory) if args.max_memory else None
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    flops = flops_per_megapixel()
     machine = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "device": args.device,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
-               "generator": "ngf=10 (default), random weights", "tile": args.tile}
-    print(f"sincut translate, {machine['device']}, torch {machine['torch']}, tile {args.tile}")
-    print(f"{'size':>10} {'megapixels':>10} {'images':>7} {'s/image':>9} {'images/s':>9} {'peak RSS MiB':>13}")
-    rows = []
-    for size in args.sizes.split(","):
-        width, height = map(int, size.lower().split("x"))
-        result = {"size": size, "megapixels": width * height / 1e6, **measure(width, height, args.tile, args.device)}
-        rows.append(result)
-        gpu = f"  (GPU peak {result['peak_gpu_mib']:.0f} MiB)" if "peak_gpu_mib" in result else ""
-        print(f"{size:>10} {result['megapixels']:>10.1f} {result['images']:>7} {result['seconds_per_image']:>9.1f} "
-              f"{result['images_per_second']:>9.3f} "
-              f"{result['peak_rss_mib']:>13.0f}{gpu}", flush=True)
+               "generator": "ngf=10 (default), random weights, --no-noise", "max_memory": args.max_memory,
+               "tile": args.tile, "gflop_per_megapixel": flops / 1e9}
+    print(f"sincut translate, {args.device}, torch {machine['torch']}, {flops / 1e9:.1f} GFLOP per megapixel")
+    header = (f"{'engine':>11} {'size':>10} {'MP':>5} {'tile':>6} {'tiles':>5} {'/pass':>5} {'s/MP':>7} "
+              f"{'GFLOP/s':>8} {'vs whole':>8} {'peak RSS MiB':>12}")
+    print(header)
+    rows, reference = [], {}
+    ref_width, ref_height = map(int, args.reference.lower().split("x"))
+    plan = [("whole", ref_width, ref_height, engine) for engine in engines]
+    plan += [("budget", *map(int, size.lower().split("x")), engine)
+             for size in args.sizes.split(",") for engine in engines]
+    for kind, width, height, engine in plan:
+        whole = kind == "whole"
+        result = measure(width, height, engine, WHOLE if whole else args.tile, budget, args.device)
+        megapixels = width * height / 1e6
+        row = {"engine": engine, "size": f"{width}x{height}", "megapixels": megapixels, "whole_reference": whole,
+               **result, "seconds_per_megapixel": result["seconds"] / megapixels,
+               "gflops_per_second": flops * megapixels / result["seconds"] / 1e9}
+        if whole:
+            reference[engine] = row["seconds_per_megapixel"]
+        row["vs_whole"] = row["seconds_per_megapixel"] / reference[engine]
+        rows.append(row)
+        tile = "whole" if row["tiles"] == 1 else str(row["tile"])
+        gpu = f"  (GPU peak {row['peak_gpu_mib']:.0f} MiB)" if "peak_gpu_mib" in row else ""
+        label = f"{row['size']}{'*' if whole else ''}"
+        print(f"{engine:>11} {label:>10} {megapixels:>5.2f} {tile:>6} {row['tiles']:>5} {row['tiles_per_pass']:>5} "
+              f"{row['seconds_per_megapixel']:>7.2f} {row['gflops_per_second']:>8.1f} {row['vs_whole']:>8.2f} "
+              f"{row['peak_rss_mib']:>12.0f}{gpu}", flush=True)
+    print(f"* the reference: {args.reference} in one pass, whatever the budget")
     machine["threads"] = rows[0]["threads"] if rows else None
-    report = {"machine": machine, "results": rows}
-    if args.onnx:
-        onnx = measure_onnx(args.repeats)
-        report["onnxruntime"] = onnx
-        print(f"1024x768 forward, --no-noise: ours {onnx['ours_seconds']:.2f} s, onnxruntime "
-              f"{onnx['onnxruntime_seconds']:.2f} s ({onnx['speedup']:.2f}x), max difference "
-              f"{onnx['max_level_difference']} level(s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
+    tmp = args.json.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    tmp.replace(args.json)
     print(f"wrote {args.json}")
 
 

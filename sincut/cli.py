@@ -20,7 +20,7 @@ import click
 from . import __version__
 from .config import DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, make_config
 from .errors import TrainingFailed, TrainingStopped, UserError
-from .tiles import DEFAULT_TILE, MIN_TILE
+from .tiles import MIN_TILE
 
 DEMO_CPU_MINUTES = 8.0  # the quick recipe; start-up and the final outputs fit in 10 minutes on 2 cores
 DEMO_GPU_MINUTES = 5.0  # the paper's recipe, its schedule sized to the budget
@@ -274,6 +274,20 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
     _run_training(config, source, target, out, device)
 
 
+def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    from .budget import parse_memory
+
+    try:
+        size = parse_memory(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    if size <= 0:
+        raise click.BadParameter(f"must be more than 0, got {value!r}")
+    return size
+
+
 def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
     if value is None:
         return (1, 1)
@@ -314,11 +328,16 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG / WebP quality.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them, so a rerun resumes).")
-@click.option("--tile", type=click.IntRange(MIN_TILE), default=DEFAULT_TILE, show_default=True,
-              help="Images of up to TILE x TILE pixels go in one pass; larger ones in overlapping tiles of at "
-                   "most that size, which bounds memory (docs/large-images-and-resume.md).")
+@click.option("--max-memory", default=None, callback=_parse_memory, metavar="SIZE",
+              help="Memory for the generator's forward passes, like 2GiB or 1500MiB (a plain number is MiB). "
+                   "Images whose pass fits go whole; larger ones in the largest tiles that fit, several per pass "
+                   "when they fit. Default: half the available memory, at most 1.5 GiB on a CPU (a 24 MP photo "
+                   "then stays under 3 GiB in all); half the free GPU memory on CUDA.")
+@click.option("--tile", type=click.IntRange(MIN_TILE), default=None, metavar="PX",
+              help="Override the tile --max-memory chooses: images of up to PX x PX pixels go in one pass, larger "
+                   "ones in overlapping tiles of at most PX x PX.")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
-              help="Consecutive images of equal size (each within TILE x TILE pixels) per forward pass.")
+              help="Consecutive images of equal size (each small enough to go whole) per forward pass.")
 @click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",
               help="Translate only the K-th of N shares of the sorted inputs (N machines split one folder).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
@@ -342,8 +361,8 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @device_option
 @large_images_option
 def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
-              overwrite: bool, tile: int, batch_size: int, shard: tuple[int, int], seed: int, noise: bool,
-              half: bool, checkpoint: str, load_size: int | None, engine: str, border: int | None,
+              overwrite: bool, max_memory: int | None, tile: int | None, batch_size: int, shard: tuple[int, int],
+              seed: int, noise: bool, half: bool, checkpoint: str, load_size: int | None, engine: str, border: int | None,
               device: str) -> None:
     """Translate INPUT images with MODEL into --out.
 
@@ -360,6 +379,7 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
 
     dev = pick_device(device)
     options = TranslateOptions(suffix=suffix, format=fmt, quality=quality, overwrite=overwrite, tile=tile,
+                               max_memory=max_memory,
                                batch_size=batch_size, seed=seed, noise=noise, half=half, shard=shard,
                                checkpoint=checkpoint, load_size=load_size, border=border, engine=engine)
     console = Console(stderr=True)

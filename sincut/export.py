@@ -136,7 +136,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
 class OnnxRuntimeGenerator:
     """G run by onnxruntime on the CPU (`sincut translate --engine onnxruntime`): the same noise-free
     function as `G(x, noise=zeros)` for inputs whose sides divide by the stride; [B, 3, h, w] float32
-    in, float32 out. benchmarks/translate.py --onnx times it against torch."""
+    in, float32 out. benchmarks/translate.py times it against torch."""
 
     def __init__(self, G: Generator, threads: int) -> None:
         missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]

@@ -1,8 +1,8 @@
 """Tiling geometry for translating images larger than one forward pass (no torch here, so the CLI
 can show the defaults without loading it).
 
-Along each axis an image is cut into tiles. A tile keeps an output region and reads CONTEXT more
-pixels of input on each side, which covers the generator's receptive field, so every kept pixel is
+Along each axis an image is cut into tiles of one length. A tile keeps an output region and reads
+CONTEXT more pixels of input on each inner side, which covers the generator's receptive field, so every kept pixel is
 computed exactly as in the whole image. Neighbouring kept regions overlap and cross-fade with a
 raised-cosine window, so even a model with a larger receptive field would show no seam.
 """
@@ -19,9 +19,8 @@ import numpy as np
 CONTEXT = 32
 # Nominal width of the cross-fade between neighbouring tiles' kept regions.
 BLEND = 32
-# Images of up to DEFAULT_TILE x DEFAULT_TILE pixels go through the generator in one pass; larger ones in
-# tiles of at most that size. One 896x896 pass of the default (ngf=10) generator needs about 1.16 GiB of
-# activations on a CPU (docs/large-images-and-resume.md), and 1024x768 still goes in one pass.
+# The side of training's evaluation images (train.EVAL_SOURCE_PIXELS = its square; 1024x768 stays whole).
+# Translation tiles are sized by a memory budget instead (budget.py, `sincut translate --max-memory`).
 DEFAULT_TILE = 896
 
 
@@ -62,30 +61,42 @@ class Span:
 
 
 def plan_spans(length: int, tile: int, stride: int, context: int = CONTEXT) -> list[Span]:
-    """Cut one axis of `length` pixels into tiles that each read at most about `tile` pixels.
+    """Cut one axis of `length` pixels into the fewest tiles that each read at most `tile` pixels.
 
-    Tiles are spread evenly and start on a multiple of the generator's stride, so their downsampling
-    grid is the whole image's. Each reads CONTEXT pixels beyond what it keeps (except at the image's
-    edges; a generator that reaches farther passes its own `context`). Neighbouring kept regions are
-    trimmed to overlap by min(overlap, BLEND) pixels around the middle of their common part; trimmed
-    pixels are valid output that is simply not used.
+    Every tile reads the same length R (a multiple of the stride; the last one reads R less the
+    padding that takes `length` to a multiple of the stride, which pad_to_stride adds back), so all
+    tiles of a grid have one shape and can share a forward pass, and no edge tile is a sliver. Tiles
+    start on a multiple of the stride, so their downsampling grid is the whole image's. An inner side
+    reads `context` pixels beyond what it keeps (CONTEXT: the plain G's reach; a G that reaches farther
+    passes its own); an edge tile keeps up to the image's edge. Neighbouring kept regions are trimmed to
+    overlap by BLEND pixels around the middle of their common part; trimmed pixels are valid output
+    that is simply not used. R is the smallest length with which the tiles still overlap by BLEND.
     """
     if length <= tile:
         return [Span(0, length, 0, length)]
-    keep = (tile - 2 * context) // stride * stride
-    if keep < 3 * BLEND:
+    tile = tile // stride * stride
+    if tile < min_tile(context):
         raise ValueError(f"tile {tile} is too small: it must be at least {min_tile(context)}")
-    count = math.ceil((length - BLEND) / (keep - BLEND))
-    starts = [(k * (length - keep) // (count - 1)) // stride * stride for k in range(count)]
-    ends = [s + keep for s in starts[:-1]] + [length]
-    reads = [(max(0, s - context), min(length, e + context)) for s, e in zip(starts, ends)]
+    padded = length + (-length) % stride
+    per_extra_tile = 2 * context + BLEND  # what each further tile adds to the summed reads
+    smallest = -(-min_tile(context) // stride) * stride  # an inner tile keeps room for two fades
+    count = 2
+    while True:
+        read = -(-(padded + (count - 1) * per_extra_tile) // count)
+        read = max(smallest, -(-read // stride) * stride)
+        if read <= tile:
+            break
+        count += 1
+    starts = [k * ((padded - read) // stride) // (count - 1) * stride for k in range(count)]
+    keep_starts = [0] + [s + context for s in starts[1:]]
+    keep_ends = [s + read - context for s in starts[:-1]] + [length]
     fades = []
     for k in range(count - 1):
-        overlap = ends[k] - starts[k + 1]
+        overlap = keep_ends[k] - keep_starts[k + 1]
         fade = min(overlap, BLEND)
-        cut = starts[k + 1] + (overlap - fade) // 2
-        starts[k + 1], ends[k] = cut, cut + fade
+        cut = keep_starts[k + 1] + (overlap - fade) // 2
+        keep_starts[k + 1], keep_ends[k] = cut, cut + fade
         fades.append(fade)
-    return [Span(*reads[k], starts[k], ends[k], fade_in=fades[k - 1] if k > 0 else 0,
-                 fade_out=fades[k] if k + 1 < count else 0)
+    return [Span(starts[k], min(length, starts[k] + read), keep_starts[k], keep_ends[k],
+                 fade_in=fades[k - 1] if k > 0 else 0, fade_out=fades[k] if k + 1 < count else 0)
             for k in range(count)]

@@ -44,13 +44,13 @@ UNSIZED_STEPS = 10**9  # --minutes: the step count until it is sized; the lr sta
 # through the tiled translator. TARGET is only measured (never translated): it may be larger.
 EVAL_SOURCE_PIXELS = DEFAULT_TILE * DEFAULT_TILE
 EVAL_TARGET_PIXELS = 4 * EVAL_SOURCE_PIXELS
-# Tile of the full-size translations (result.png, best.png) of a SOURCE larger than the evaluation size.
-# Smaller than the translate command's default 896 because training holds the patch sampler, the
-# networks and their optimisers beside it: one 640 px pass of the default generator takes about 0.6 GiB
-# of activations instead of 1.16 GiB (measured), which keeps training on a 6000x4000 photo under 3 GiB,
-# for about 10% more pixels computed per image (the tiles' overlapping context, by arithmetic, not timed). `sincut translate --tile 640`
-# gives the same pixels.
-RESULT_TILE = 640
+# Memory budget of the full-size translations (result.png, best.png) of a SOURCE larger than the
+# evaluation size: the same rule as `sincut translate --max-memory` (budget.py), with a smaller fixed
+# budget than the translate command's default because training holds the patch sampler, the networks
+# and their optimisers beside it. 0.6 GiB is the peak measured for the former fixed 640 px tile, which kept
+# training on a 6000x4000 photo under 3 GiB; the default generator (1138 bytes per pixel measured) gets its largest
+# tiles from it (742 px). `sincut translate --max-memory 600MiB` gives the same pixels.
+RESULT_MEMORY = 600 * 2**20
 # --ema-halflife: the average's half-life is at most this fraction of the steps done (StyleGAN2's ramp-up),
 # so the untrained start weighs little in a short run's average.
 EMA_RAMPUP = 0.1
@@ -347,7 +347,7 @@ class Trainer:
     def translate_full(self, rgb: np.ndarray) -> np.ndarray:
         """An HxWx3 uint8 image of any size, in tiles of bounded memory: what `sincut translate` gives."""
         with self.translating() as G:
-            return Translator(G, next(G.parameters()).device, tile=RESULT_TILE, seed=self.config.seed,
+            return Translator(G, next(G.parameters()).device, max_memory=RESULT_MEMORY, seed=self.config.seed,
                               border=self.config.border).translate(rgb)
 
 

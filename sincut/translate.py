@@ -1,10 +1,11 @@
 """Inference: translate images of any size, one file or thousands, with a trained generator.
 
 - `translate_tensor`: one image tensor, whole (training's previews and result use it).
-- `Translator`: one decoded image of any size in bounded memory. An image of more than tile x tile
-  pixels goes in overlapping tiles of at most tile x tile (geometry in tiles.py) whose weighted outputs are summed and divided
-  by the summed weights. The generator's per-pixel noise is drawn once per image at full size and
-  cropped per tile, so no pixel's noise depends on the tiling.
+- `Translator`: one decoded image of any size in bounded memory. An image whose forward pass fits the
+  memory budget goes whole; a larger one in overlapping tiles of one shape, as large as the budget
+  allows (budget.py), several per pass when the budget holds them (geometry in tiles.py), whose
+  weighted outputs are summed and divided by the summed weights. The generator's per-pixel noise is
+  drawn once per image at full size and cropped per tile, so no pixel's noise depends on the tiling.
 - `translate_files`: the batch: inputs (files, folders, globs) -> sorted jobs -> this shard's share;
   existing outputs skipped, each output written atomically, one bad file reported and skipped over.
 """
@@ -26,13 +27,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from .budget import (ONNX_COST_FACTOR, PassCost, batch_for_budget, budget_error, default_budget, measure_cost,
+                     tile_for_cost)
 from .checkpoint import load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, DecodedImage, read_image, rgb_to_tensor, save_image, to_uint8_
 from .errors import UserError
 from .nets import Generator, build_generator
 from .official import is_official, load_official_generator
-from .tiles import CONTEXT, DEFAULT_TILE, min_tile, plan_spans
+from .tiles import CONTEXT, Span, min_tile, plan_spans
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 
@@ -133,15 +136,25 @@ def translate_tensor(G: Generator, image: Tensor, seed: int = 0, border: int = 0
     return out[:, :, border:border + h, border:border + w]
 
 
-class Translator:
-    """Translates decoded images of any size with one generator; memory is bounded by `tile`."""
+def _padded_read(span: Span, stride: int) -> int:
+    """The length a tile's input has after pad_to_stride (one for every tile of an axis)."""
+    return -(-(span.read_end - span.read_start) // stride) * stride
 
-    def __init__(self, G: Generator, device: torch.device, tile: int = DEFAULT_TILE, seed: int = 0,
-                 noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch") -> None:
-        # Tiles read CONTEXT pixels around what they keep, more for a G that reaches farther (--guide-radius).
-        extra = getattr(G, "extra_context", 0)
-        self.context = CONTEXT + -(-extra // G.stride) * G.stride
-        if tile < min_tile(self.context):
+
+class Translator:
+    """Translates decoded images of any size with one generator; memory is bounded by `max_memory`
+    (bytes for the forward passes; default: budget.default_budget) or by an explicit `tile`."""
+
+    def __init__(self, G: Generator, device: torch.device, tile: int | None = None, seed: int = 0,
+                 noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch",
+                 max_memory: int | None = None) -> None:
+        # Tiles read G's receptive radius around what they keep, rounded up to its stride (CONTEXT plus
+        # any guided filter's reach for a G that does not state its radius).
+        reach = getattr(G, "receptive_radius", None)
+        if reach is None:
+            reach = CONTEXT + getattr(G, "extra_context", 0)
+        self.context = -(-reach // G.stride) * G.stride
+        if tile is not None and tile < min_tile(self.context):
             raise UserError(f"--tile {tile}: must be at least {min_tile(self.context)} pixels for this model")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
             raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
@@ -160,12 +173,31 @@ class Translator:
             raise UserError(f"--engine must be torch or onnxruntime, got {engine!r}")
         # float16 where GPUs run it fast (CUDA, MPS); bfloat16 on CPUs, whose float16 support is patchy.
         self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None
+        self.budget = max_memory if max_memory is not None else default_budget(device)
+        self.cost: PassCost | None = None  # bytes of a pass; only measured for a G that can be tiled
+        self.tile, self.explicit_tile = tile, tile is not None
+        self.max_pixels = tile * tile if tile is not None else None  # larger images go in tiles
+        if getattr(G, "tileable", True):
+            self.cost = measure_cost(G).scaled(ONNX_COST_FACTOR if self.onnx is not None else 1.0)
+            if tile is None or max_memory is not None:  # an explicit budget must hold the smallest tile
+                try:
+                    budget_tile = tile_for_cost(self.cost, self.budget, G.stride, self.context)
+                except ValueError as e:
+                    raise budget_error(self.budget, str(e), default=max_memory is None) from None
+                if tile is None:
+                    self.tile, self.max_pixels = budget_tile, self.cost.pixels(self.budget)
 
     def fits_whole(self, height: int, width: int) -> bool:
-        """Memory follows the pixel count, so an image of up to tile x tile pixels goes in one pass.
+        """Memory follows the pixel count, so an image whose pass (border and stride padding included)
+        fits the budget goes in one pass; with an explicit tile, one of up to tile x tile pixels.
         Generators with instance norm (cut, fastcut) always take whole images: tiles would change
         the normalisation statistics."""
-        return height * width <= self.tile * self.tile or not getattr(self.G, "tileable", True)
+        if self.cost is None:
+            return True
+        if self.explicit_tile:
+            return height * width <= self.max_pixels
+        b, s = 2 * self.border, self.G.stride
+        return -(-(height + b) // s) * s * -(-(width + b) // s) * s <= self.max_pixels
 
     def _noise(self, height: int, width: int) -> list[Tensor]:
         if not self.noise:
@@ -205,14 +237,30 @@ class Translator:
         h, w, b = rgb.shape[0], rgb.shape[1], self.border
         return to_uint8_(self.translate_tiled(add_border_rgb(rgb, b))[b:b + h, b:b + w]).numpy()
 
+    def tiles_per_pass(self, tile_pixels: int, count: int) -> int:
+        """How many tiles of `tile_pixels` (padded) input pixels share one forward pass in the budget."""
+        return 1 if self.cost is None else batch_for_budget(self.cost, self.budget, tile_pixels, count)
+
+    def plan(self, height: int, width: int) -> tuple[int, int, int]:
+        """(tiles, tiles per pass, padded pixels per tile) for an image; (1, 1, its pixels) when whole."""
+        b, s = 2 * self.border, self.G.stride
+        h, w = height + b, width + b
+        if self.fits_whole(height, width):
+            return 1, 1, -(-h // s) * s * -(-w // s) * s
+        rows = plan_spans(h, self.tile, s, self.context)
+        cols = plan_spans(w, self.tile, s, self.context)
+        pixels = _padded_read(rows[0], s) * _padded_read(cols[0], s)
+        return len(rows) * len(cols), self.tiles_per_pass(pixels, len(rows) * len(cols)), pixels
+
     @torch.inference_mode()
     def translate_tiled(self, rgb: np.ndarray) -> Tensor:
         """HxWx3 image in tiles of at most tile x tile pixels -> HxWx3 float32, unclamped.
 
         Sums weight x output over the tiles, then divides by the summed weights. The tiles form a grid
         whose 2-D weights are products of per-axis weights, so the summed weight is the outer product of
-        two per-axis sums and needs no HxW map. Holds the input, the sum (HxWx3 float32), the noise
-        (HxW) and one tile's activations: for 6000x4000, 0.46 GB plus the tile.
+        two per-axis sums and needs no HxW map. Every tile has one shape (plan_spans), so as many as
+        the budget holds share a forward pass. Holds the input, the sum (HxWx3 float32), the noise
+        (HxW) and one pass's activations: for 6000x4000, 0.46 GB plus the pass.
         """
         h, w = rgb.shape[:2]
         stride = self.G.stride
@@ -225,18 +273,24 @@ class Translator:
             row_weight[r.keep_start:r.keep_end] += torch.from_numpy(r.weights())
         for c in cols:
             col_weight[c.keep_start:c.keep_end] += torch.from_numpy(c.weights())
-        for r in rows:
-            wy = torch.from_numpy(r.weights())
-            for c in cols:
-                x = pad_to_stride(rgb_to_tensor(rgb[r.read_start:r.read_end, c.read_start:c.read_end]), stride)
-                crops = [n[:, :, r.read_start // s:(r.read_start + x.shape[2]) // s,
-                           c.read_start // s:(c.read_start + x.shape[3]) // s]
-                         for n, s in zip(noise, self.G.noise_scales())]
-                out = self._run(x, crops)[0]
-                kept = out[:, r.keep_start - r.read_start:r.keep_end - r.read_start,
-                           c.keep_start - c.read_start:c.keep_end - c.read_start].permute(1, 2, 0)
-                w2d = (wy[:, None] * torch.from_numpy(c.weights())[None, :]).unsqueeze(-1)
+        tiles = [(r, c) for r in rows for c in cols]
+        tile_pixels = _padded_read(rows[0], stride) * _padded_read(cols[0], stride)
+        per_pass = self.tiles_per_pass(tile_pixels, len(tiles))
+        for first in range(0, len(tiles), per_pass):
+            group = tiles[first:first + per_pass]
+            x = torch.cat([pad_to_stride(rgb_to_tensor(rgb[r.read_start:r.read_end, c.read_start:c.read_end]),
+                                         stride) for r, c in group])
+            crops = [torch.cat([n[:, :, r.read_start // s:(r.read_start + x.shape[2]) // s,
+                                  c.read_start // s:(c.read_start + x.shape[3]) // s] for r, c in group])
+                     for n, s in zip(noise, self.G.noise_scales())]
+            out = self._run(x, crops)
+            del x, crops
+            for (r, c), o in zip(group, out):
+                kept = o[:, r.keep_start - r.read_start:r.keep_end - r.read_start,
+                         c.keep_start - c.read_start:c.keep_end - c.read_start].permute(1, 2, 0)
+                w2d = (torch.from_numpy(r.weights())[:, None] * torch.from_numpy(c.weights())[None, :]).unsqueeze(-1)
                 total[r.keep_start:r.keep_end, c.keep_start:c.keep_end] += kept * w2d
+            del out
         del noise
         return total.div_(row_weight.view(-1, 1, 1)).div_(col_weight.view(1, -1, 1))
 
@@ -323,7 +377,8 @@ class TranslateOptions:
     format: str = "png"
     quality: int = 95
     overwrite: bool = False
-    tile: int = DEFAULT_TILE
+    tile: int | None = None  # None: the largest tile the memory budget holds
+    max_memory: int | None = None  # bytes for the forward passes; None: budget.default_budget(device)
     batch_size: int = 1
     seed: int = 0
     noise: bool = True
@@ -405,7 +460,7 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
     G, config, _ = load_generator(model, device, options.checkpoint)
     border = config.border if options.border is None else options.border
     translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise, half=options.half,
-                            border=border, engine=options.engine)
+                            border=border, engine=options.engine, max_memory=options.max_memory)
     summary = TranslateSummary()
     keeps_alpha = options.format != "jpg"
     pending: list[tuple[Job, DecodedImage]] = []

@@ -17,6 +17,8 @@ import sincut.train as train_module
 from sincut.cli import main
 from sincut.data.images import atomic_write, save_image
 from sincut.data.patches import PatchSampler
+from sincut.budget import measure_cost
+from sincut.nets import Generator
 from sincut.tiles import MIN_TILE
 
 from .conftest import SAMPLES, TINY_TRAIN
@@ -38,7 +40,9 @@ def larger_pair(tmp_path: Path) -> tuple[Path, Path]:
 def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles(larger_pair, tmp_path, monkeypatch):
     eval_pixels = 120 * 68
     monkeypatch.setattr(train_module, "EVAL_SOURCE_PIXELS", eval_pixels)
-    monkeypatch.setattr(train_module, "RESULT_TILE", MIN_TILE)
+    # a budget of 1.5 smallest tiles of the tiny G: 226x400 (90,400 pixels) cannot go whole
+    budget = int(measure_cost(Generator(ngf=2, crop_size=32)).bytes(int(1.5 * MIN_TILE**2)))
+    monkeypatch.setattr(train_module, "RESULT_MEMORY", budget)
     tiled_sizes: list[tuple[int, int]] = []
     whole_sizes: list[tuple[int, ...]] = []
     real_tiled, real_whole = train_module.Translator.translate_tiled, train_module.translate_tensor
@@ -66,7 +70,7 @@ def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles
     assert Image.open(run / "best.png").size == (400, 226)
     # ... and result.png is exactly what `sincut translate` makes from the final checkpoint.
     out = tmp_path / "translated"
-    done = cli("translate", run, larger_pair[0], "--out", out, "--checkpoint", "latest", "--tile", MIN_TILE,
+    done = cli("translate", run, larger_pair[0], "--out", out, "--checkpoint", "latest", "--max-memory", f"{budget}B",
                "--device", "cpu")
     assert done.exit_code == 0, done.output
     assert np.array_equal(np.asarray(Image.open(run / "result.png")), np.asarray(Image.open(out / "photo.png")))

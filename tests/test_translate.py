@@ -71,6 +71,42 @@ def test_receptive_field_fits_in_the_tile_context():
     assert radius == 30 and radius <= CONTEXT
 
 
+def impulse_radius(G: Generator, size: int) -> int:
+    """The farthest output pixel that one changed input pixel moves, over every phase of G's stride."""
+    x = torch.randn(1, 3, size, size)
+    noise = G.draw_noise(1, size, size, torch.Generator().manual_seed(0))
+    radius = 0
+    for c in range(size // 2, size // 2 + G.stride):
+        y = x.clone()
+        y[0, :, c, c] += 5.0
+        with torch.no_grad():
+            changed = (G(x, noise=noise)[0] - G(y, noise=noise)[0]).abs().sum(1)[0] > 0
+        rows, cols = changed.nonzero(as_tuple=True)
+        radius = max(radius, *(abs(int(v) - c) for v in (rows.min(), rows.max(), cols.min(), cols.max())))
+    return radius
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(),  # the paper's sincut G (ngf=10 at full width is the same reach; ngf=2 keeps this quick)
+    dict(n_blocks=4, residual=True, guide_radius=4),  # the quick recipe's G
+    dict(n_blocks=2, n_downsampling=2),
+    dict(n_blocks=3, residual=True, guide_radius=7),
+])
+def test_each_generators_context_is_its_measured_reach_rounded_to_the_stride(kwargs):
+    """Tiles read exactly what G reaches: its stated radius is the impulse's reach, and Translator's
+    context is that rounded up to the stride, so no tile computes context it does not need."""
+    torch.manual_seed(0)
+    G = Generator(ngf=2, crop_size=32, **kwargs)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.normal_(0, 0.5)
+    G = G.eval().requires_grad_(False)
+    measured = impulse_radius(G, 4 * G.receptive_radius // G.stride * G.stride)
+    assert measured == G.receptive_radius
+    context = Translator(G, torch.device("cpu")).context
+    assert context % G.stride == 0 and measured <= context < measured + G.stride
+
+
 @pytest.mark.parametrize("length,tile", [(480, 160), (481, 160), (1000, 300), (6000, 896), (161, 160), (97, 160)])
 def test_tiles_cover_every_pixel_with_weights_summing_to_one(length: int, tile: int):
     spans = plan_spans(length, tile, stride=2)

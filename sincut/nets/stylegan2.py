@@ -71,6 +71,12 @@ class Generator(EncoderFeatures, nn.Module):
         # Pixels beyond the convolutions' reach that an output pixel depends on: the guided filter's
         # coefficients are window means of window statistics (tiles read this much more context).
         self.extra_context = 2 * guide_radius
+        # How far (in output pixels) a change of one input pixel reaches: each res block's two 3x3 convs
+        # reach 2 px at 1/stride resolution, the down- and upsampling layers' convs and blurs add
+        # 6 x (stride - 1), and the guided filter 2r. tests/test_translate.py checks it with an impulse for
+        # several shapes; tiles read this much context around what they keep (rounded up to the stride).
+        self.receptive_radius = (4 * 2 * (n_blocks // 2) * self.stride // 2 + 6 * (self.stride - 1)
+                                 + self.extra_context)
 
     def noise_scales(self) -> list[int]:
         """Downscale factor of each upsampling layer's output (its noise map) relative to G's output."""
