@@ -78,9 +78,26 @@ def guided_model(tiny_model: Path, tmp_path_factory) -> Path:
     return run
 
 
-@pytest.fixture(params=["plain", "bordered", "guided"])
+@pytest.fixture(scope="session")
+def coloured_model(tiny_model: Path) -> Path:
+    """A tiny quick-recipe run whose G starts from a Pitie colour transfer and trains with the patch
+    distribution term (--colour-init pitie --lambda-patch-swd 1), from tiny_model's two images."""
+    from click.testing import CliRunner
+
+    from sincut.cli import main
+
+    root = tiny_model.parent
+    args = ["train", str(root / "photo.jpg"), str(root / "painting.png"), "--out", str(root / "coloured"),
+            "--preset", "quick", *TINY_TRAIN, "--colour-init", "pitie", "--lambda-patch-swd", "1"]
+    result = CliRunner().invoke(main, args, prog_name="sincut")
+    assert result.exit_code == 0, result.output
+    return root / "coloured"
+
+
+@pytest.fixture(params=["plain", "bordered", "guided", "coloured"])
 def exportable_model(request, tiny_model: Path) -> Path:
-    """Each export test runs on a model without and with a border, and with an edge-aware change."""
+    """Each export test runs on a model without and with a border, with an edge-aware change, and with
+    a colour transfer inside G."""
     return tiny_model if request.param == "plain" else request.getfixturevalue(f"{request.param}_model")
 
 
