@@ -63,7 +63,9 @@ class TrainConfig:
                                     "means and stds) or pitie (Pitie et al. 2005: iterative 1-D distribution transfer "
                                     "along random colour axes). Fitted once from the two images when training starts "
                                     "and kept inside G (checkpoints, translate, export); G adds its change to the "
-                                    "transferred image, guided by that image's luminance. none = start from the input.",
+                                    "transferred image; with --guide-radius the transfer's change and G's go through "
+                                    "the guided filter steered by the photo (smooth where the photo is flat, no "
+                                    "amplified JPEG blocks). none = start from the input.",
                             choices=("none", "reinhard", "pitie"))
     ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
                                     "results, checkpoints' inference weights): old steps' weight halves every "

@@ -105,10 +105,22 @@ def test_colour_g_starts_as_the_colour_transfer_and_leaves_identity_inputs_alone
     fitted = fit_colour_transfer("reinhard", photo, painting)
     G.colour.load_state_dict(fitted.state_dict())
     x = torch.cat([photo, painting])
+    # G's own change starts at zero, so G starts as the transfer's change passed through the photo-guided
+    # filter (a fresh computation of the filter: He et al.'s box means, written out below)
+    def guided(guide_rgb: torch.Tensor, change: torch.Tensor, r: int = 2, eps: float = 0.01) -> torch.Tensor:
+        luma = (guide_rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        def box(t: torch.Tensor) -> torch.Tensor:
+            padded = torch.nn.functional.pad(t, (r, r, r, r), mode="reflect")
+            return torch.nn.functional.avg_pool2d(padded, 2 * r + 1, stride=1)
+        mean_i, mean_p = box(luma), box(change)
+        a = (box(luma * change) - mean_i * mean_p) / (box(luma * luma) - mean_i**2 + eps)
+        b = mean_p - a * mean_i
+        return box(a) * luma + box(b)
     out, _ = G(x, noise=G.draw_noise(2, 24, 24))
-    torch.testing.assert_close(out, fitted(x), atol=1e-6, rtol=0)  # the change starts at zero
+    torch.testing.assert_close(out, x + guided(x, fitted(x) - x), atol=1e-5, rtol=0)
     out, _ = G(x, noise=G.draw_noise(2, 24, 24), colour_rows=1)  # training's identity rows skip T
-    torch.testing.assert_close(out, torch.cat([fitted(photo), painting]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out, torch.cat([photo + guided(photo, fitted(photo) - photo), painting]),
+                               atol=1e-5, rtol=0)
     assert {"colour.scale", "colour.shift"} <= set(G.state_dict())
     with pytest.raises(ValueError, match="residual"):
         Generator(ngf=2, crop_size=16, colour_init="pitie")
@@ -118,23 +130,23 @@ def run(*args) -> "click.testing.Result":  # noqa: F821
     return CliRunner().invoke(main, [str(a) for a in args], prog_name="sincut")
 
 
-def test_coloured_run_keeps_the_fitted_transfer_everywhere(coloured_model: Path) -> None:
+def test_coloured_run_keeps_the_fitted_transfer_everywhere(coloured_run: Path) -> None:
     """The tiny run's G, G's average and the config carry the Pitie map fitted from the two images."""
-    state = torch.load(sorted((coloured_model / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
+    state = torch.load(sorted((coloured_run / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
     config = state["config"]
     assert config["colour_init"] == "pitie" and config["lambda_patch_swd"] == 1.0
-    inputs = json.loads((coloured_model / "run.json").read_text())
+    inputs = json.loads((coloured_run / "run.json").read_text())
     expected = fit_colour_transfer("pitie", load_image(inputs["source"]), load_image(inputs["target"]), seed=0)
     for net in ("G", "G_average"):
         for name, value in expected.state_dict().items():
             assert torch.equal(state[net][f"colour.{name}"], value), (net, name)
-    log = [json.loads(line) for line in (coloured_model / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (coloured_run / "log.jsonl").read_text().splitlines()]
     assert all(line["SWD"] > 0 for line in log)
 
 
-def test_coloured_run_translates_from_the_cli(coloured_model: Path, tmp_path: Path) -> None:
-    photo = json.loads((coloured_model / "run.json").read_text())["source"]
-    result = run("translate", coloured_model, photo, "--out", tmp_path, "--device", "cpu", "--no-noise")
+def test_coloured_run_translates_from_the_cli(coloured_run: Path, tmp_path: Path) -> None:
+    photo = json.loads((coloured_run / "run.json").read_text())["source"]
+    result = run("translate", coloured_run, photo, "--out", tmp_path, "--device", "cpu", "--no-noise")
     assert result.exit_code == 0, result.output
 
 

@@ -71,8 +71,9 @@ class Generator(EncoderFeatures, nn.Module):
             raise ValueError("guide_radius filters the change of a residual generator (residual=True)")
         self.guide_radius = guide_radius
         # --colour-init: a fitted closed-form colour transfer T (buffers only, so checkpoints, the weight
-        # average, translate and export carry it). G(x) = T(x) + change(T(x)): the encoder, the guide's
-        # luminance and the residual all see T(x), so training starts from the colour transfer.
+        # average, translate and export carry it). G(x) = x + change(T(x)) + T(x) - x: the encoder sees T(x),
+        # so training starts from the colour transfer; with a guide radius the whole change (the transfer's
+        # and G's) goes through the guided filter steered by the photo x (see forward).
         if colour_init != "none" and not residual:
             raise ValueError("colour_init starts a residual generator (residual=True) from a colour transfer")
         if colour_init != "none" and colour_init not in COLOUR_KINDS:
@@ -107,6 +108,7 @@ class Generator(EncoderFeatures, nn.Module):
         patches, which are in TARGET's colours already (T fitted photo -> painting would over-shift them).
         """
         feats = []
+        photo = x
         if self.colour is not None:
             if colour_rows is None:
                 x = self.colour(x)
@@ -121,6 +123,12 @@ class Generator(EncoderFeatures, nn.Module):
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
         out = self.to_rgb(x)
+        if self.colour is not None and self.guide_radius:
+            # The colour transfer's own change joins G's before the guided filter, steered by the photo:
+            # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
+            # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
+            # where the photo is flat.
+            return photo + guided_change(photo, image - photo + out, self.guide_radius), feats
         if self.guide_radius:
             out = guided_change(image, out, self.guide_radius)
         return (image + out if self.residual else out), feats
