@@ -54,7 +54,7 @@ def _parse_layers(ctx: click.Context, param: click.Parameter, value: str | None)
     try:
         return tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated layer indices like 0,2,4, got {value!r}") from None
+        raise click.BadParameter(f"expected comma-separated integers like 0,2,4, got {value!r}") from None
 
 
 HELP_ALL = "sincut.help_all"  # ctx.meta key: --help-all asked for every option with its full text
@@ -137,7 +137,7 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         elif f.metadata.get("choices"):
             func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
                                 help=help_text, **listing)(func)
-        elif f.name == "nce_layers":
+        elif f.name in ("nce_layers", "patch_swd_scales"):
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
                                 help=help_text, **listing)(func)
         else:

@@ -100,6 +100,11 @@ def _seeded_rotation(generator: torch.Generator) -> Tensor:
     return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(3, dtype=torch.float64))
 
 
+def _exact_dtype(image: Tensor) -> torch.dtype:
+    """The dtype PitieTransfer applies its map in: float64 wherever the device has it."""
+    return torch.float32 if image.device.type == "mps" else torch.float64
+
+
 class ColourTransfer(nn.Module):
     """A fitted colour map applied pixel by pixel; an unfitted one is the identity (up to rounding)."""
 
@@ -138,7 +143,11 @@ class ReinhardTransfer(ColourTransfer):
 
 class PitieTransfer(ColourTransfer):
     """`iterations` rotations of RGB; after each, every rotated axis goes through a monotone
-    piecewise-linear lookup with `knots` values on a uniform grid over [low, high] (clamped outside)."""
+    piecewise-linear lookup with `knots` values on the uniform grid low + k * spacing (clamped outside).
+
+    The grid is stored as low and spacing, not low and high, so the lookup does no arithmetic on buffers
+    alone: the ONNX exporter folds such arithmetic into constants in the buffers' float32, not in the
+    dtype the forward computes in (it folded high - low in float32 where torch subtracts in float64)."""
 
     kind = "pitie"
 
@@ -148,7 +157,7 @@ class PitieTransfer(ColourTransfer):
             raise ValueError("PitieTransfer needs iterations >= 1 and knots >= 2")
         self.register_buffer("rotations", torch.eye(3).repeat(iterations, 1, 1))  # columns are the axes
         self.register_buffer("low", torch.full((iterations, 3), -_IDENTITY_RANGE))
-        self.register_buffer("high", torch.full((iterations, 3), _IDENTITY_RANGE))
+        self.register_buffer("spacing", torch.full((iterations, 3), 2 * _IDENTITY_RANGE / (knots - 1)))
         grid = torch.linspace(-_IDENTITY_RANGE, _IDENTITY_RANGE, knots)
         self.register_buffer("tables", grid.repeat(iterations, 3, 1))  # [iterations, 3, knots]
 
@@ -163,10 +172,10 @@ class PitieTransfer(ColourTransfer):
     def _lookup(self, values: Tensor, step: int, axis: int) -> Tensor:
         """The fitted lookup of rotation `step`, axis `axis`, by linear interpolation between knots."""
         low = self.low[step, axis].to(values.dtype)
-        high = self.high[step, axis].to(values.dtype)
+        spacing = self.spacing[step, axis].to(values.dtype)
         table = self.tables[step, axis].to(values.dtype)
-        position = (values.clamp(low, high) - low) / (high - low) * (self.knots - 1)
-        index = torch.floor(position).clamp(0, self.knots - 2)
+        position = ((values - low) / spacing).clamp(0, self.knots - 1)
+        index = torch.floor(position).clamp(max=self.knots - 2)
         frac = position - index
         index = index.long()
         left = torch.gather(table, 0, index.reshape(-1)).reshape(values.shape)
@@ -183,17 +192,21 @@ class PitieTransfer(ColourTransfer):
     def forward(self, image: Tensor) -> Tensor:
         x, squeezed = _as_batch(image)
         b, _, h, w = x.shape
-        pixels = x.permute(0, 2, 3, 1).reshape(-1, 3)
+        # Float64 (float32 on MPS, which has no float64): a fitted map can have a local gain in the tens of
+        # thousands (a dense cluster of photo colours spread over the painting's range, compounded over the
+        # rotations), so float32 rounding differences between engines (ATen, onnxruntime, GPUs: an ulp in a
+        # matmul) grew to several 8-bit levels; float64's rounding stays far below one. Autocast leaves it.
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, 3).to(_exact_dtype(x))
         for step in range(self.iterations):
             pixels = self._step(pixels, step)
-        out = pixels.reshape(b, h, w, 3).permute(0, 3, 1, 2).clamp(-1, 1)
+        out = pixels.reshape(b, h, w, 3).permute(0, 3, 1, 2).clamp(-1, 1).to(x.dtype)
         return out[0] if squeezed else out
 
     def fit(self, photo: Tensor, painting: Tensor, seed: int = 0) -> "PitieTransfer":
         """Fit rotation by rotation on the photo as the previous lookups left it, so applying the module
         to the photo reproduces the fit exactly. Deterministic for a seed."""
         generator = torch.Generator().manual_seed(seed)
-        pixels = _as_batch(photo)[0].detach().float().permute(0, 2, 3, 1).reshape(-1, 3)
+        pixels = _as_batch(photo)[0].detach().double().permute(0, 2, 3, 1).reshape(-1, 3)
         target = _as_batch(painting)[0].detach().double().permute(0, 2, 3, 1).reshape(-1, 3).cpu()
         pixels = pixels.cpu()
         photo_levels = _quantile_levels(len(pixels), target)
@@ -201,7 +214,7 @@ class PitieTransfer(ColourTransfer):
         for step in range(self.iterations):
             rotation = _seeded_rotation(generator)
             self.rotations[step] = rotation.float()
-            projected = pixels.double() @ rotation
+            projected = pixels @ rotation
             target_projected = target @ rotation
             for axis in range(3):
                 source_sorted = projected[:, axis].sort().values
@@ -209,12 +222,14 @@ class PitieTransfer(ColourTransfer):
                 low, high = float(source_sorted[0]), float(source_sorted[-1])
                 if high - low < 1e-6:  # a flat axis: widen the grid so the lookup stays well defined
                     low, high = low - 5e-7, high + 5e-7
-                grid = torch.linspace(low, high, self.knots, dtype=torch.float64)
+                # The knots exactly where the lookup puts them: from low and spacing as stored (float32).
+                self.low[step, axis] = low
+                self.spacing[step, axis] = (high - low) / (self.knots - 1)
+                grid = (self.low[step, axis].double()
+                        + self.spacing[step, axis].double() * torch.arange(self.knots, dtype=torch.float64))
                 # The photo's CDF at each knot, then the painting's quantile at that level.
                 level = _interp(grid, source_sorted, photo_levels)
                 self.tables[step, axis] = _interp(level, target_levels, target_sorted).float()
-                self.low[step, axis] = low
-                self.high[step, axis] = high
             pixels = self._step(pixels, step)
         return self
 

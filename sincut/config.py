@@ -38,6 +38,9 @@ def changeable_on_resume(f: dataclasses.Field) -> bool:
     return bool(f.metadata.get("resumable")) or field_group(f) == "execution"
 
 
+PATCH_SWD_SIZE = 7  # side of the patches --lambda-patch-swd compares (GPDM's)
+
+
 @dataclass
 class TrainConfig:
     preset: str = _opt("sincut", "Recipe the other defaults come from.", group="advanced")
@@ -86,6 +89,15 @@ class TrainConfig:
                                 "function of the photo's brightness and cannot cross an edge the photo does not "
                                 "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64,
                                 group="advanced")
+    colour_init: str = _opt("none", "Residual G only: G starts from a closed-form colour transfer of its input toward "
+                                    "TARGET instead of the input itself: reinhard (Reinhard et al. 2001: l-alpha-beta "
+                                    "means and stds) or pitie (Pitie et al. 2005: iterative 1-D distribution transfer "
+                                    "along random colour axes). Fitted once from the two images when training starts "
+                                    "and kept inside G (checkpoints, translate, export); G adds its change to the "
+                                    "transferred image; with --guide-radius the transfer's change and G's go through "
+                                    "the guided filter steered by the photo (smooth where the photo is flat, no "
+                                    "amplified JPEG blocks). none = start from the input.",
+                            choices=("none", "reinhard", "pitie"), group="advanced")
     ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
                                     "results, checkpoints' inference weights): old steps' weight halves every "
                                     "this many steps (ramped up as a tenth of the steps done, so the untrained "
@@ -103,6 +115,13 @@ class TrainConfig:
     gan_mode: str = _opt("nonsaturating", "Adversarial loss.", choices=("nonsaturating", "lsgan"), group="advanced")
     flip_equivariance: bool = _opt(False, "FastCUT: flip G's input batch at random and flip the fake's "
                                           "features back before PatchNCE.", group="advanced")
+    lambda_patch_swd: float = _opt(0.0, "Weight of a patch-distribution loss toward TARGET (GPDM, Elnekave & Weiss "
+                                        "2022): the sliced Wasserstein distance between the 7x7 RGB patches of G's "
+                                        "outputs and of the batch's TARGET patches, 64 fresh random projections a "
+                                        "step, averaged over --patch-swd-scales; G only, D unaffected; 0 = off.",
+                                   min=0.0, group="advanced")
+    patch_swd_scales: tuple[int, ...] = _opt((1, 2), "Downscale factors at which --lambda-patch-swd compares patches "
+                                                     "(1 = the crop as sampled, 2 = half resolution).", group="advanced")
     lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0,
                      group="paper", brief="Adam learning rate.")
     beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0, group="advanced")
@@ -196,6 +215,16 @@ class TrainConfig:
         if self.guide_radius and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--guide-radius {self.guide_radius} filters the change of a residual generator: add "
                              "--residual (with --generator stylegan2), or give --guide-radius 0")
+        if self.colour_init != "none" and not (self.residual and self.generator == "stylegan2"):
+            raise ValueError(f"--colour-init {self.colour_init} starts a residual generator from a colour transfer: "
+                             "add --residual (with --generator stylegan2), or give --colour-init none")
+        scales = ",".join(map(str, self.patch_swd_scales))
+        if not self.patch_swd_scales or min(self.patch_swd_scales) < 1:
+            raise ValueError(f"--patch-swd-scales must be downscale factors >= 1 like 1,2, got {scales or 'none'}")
+        if self.lambda_patch_swd > 0 and self.crop_size // max(self.patch_swd_scales) < PATCH_SWD_SIZE:
+            raise ValueError(f"--patch-swd-scales {scales}: a {self.crop_size} px crop downscaled "
+                             f"{max(self.patch_swd_scales)}x is smaller than the {PATCH_SWD_SIZE} px patches; "
+                             "give smaller factors or a larger --crop-size")
         if self.epochs is not None and self.preset not in DATASET_PRESETS:
             raise ValueError(f"--epochs counts passes over two folders (--preset {' or '.join(DATASET_PRESETS)}); "
                              f"the {self.preset} preset trains on two images: pass --steps")
@@ -236,6 +265,7 @@ class TrainConfig:
         values = {"lr_schedule": "linear", "patch_positions": "stratified", **values}
         cfg = cls(**{k: v for k, v in values.items() if k in known})
         cfg.nce_layers = tuple(cfg.nce_layers)
+        cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
         return cfg
 
 
@@ -276,5 +306,6 @@ def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:
         overrides = {"steps": None, "epochs": None, "minutes": None, **overrides}
     cfg = TrainConfig(**{**PRESETS[preset], **overrides, "preset": preset})
     cfg.nce_layers = tuple(cfg.nce_layers)
+    cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
     cfg.validate()
     return cfg

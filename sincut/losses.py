@@ -1,4 +1,5 @@
-"""The paper's objective in one place: PatchNCE, the GAN losses, R1 and the identity terms.
+"""The paper's objective in one place: PatchNCE, the GAN losses, R1 and the identity terms (and the
+optional patch-distribution term toward TARGET, --lambda-patch-swd).
 
 `Objective` computes a training step's two losses in the order the paper's code does: one G forward
 on [source; target] patches, then the D loss (on detached fakes), then the G + F loss. The training
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import PATCH_SWD_SIZE
 from .distributed import unwrap, without_ddp
 from .nets import Discriminator, Generator, ProjectionHead
 
@@ -60,6 +62,46 @@ def r1_penalty(real_prediction: Tensor, real_input: Tensor, gamma: float) -> Ten
     return grad.pow(2).flatten(1).sum(dim=1).mean() * (gamma * 0.5)
 
 
+def image_patches(images: Tensor, size: int) -> Tensor:
+    """Every size x size patch of a [B, C, H, W] batch, one row each: [B * (H-size+1) * (W-size+1), C*size*size]."""
+    cols = F.unfold(images, size)  # [B, C*size*size, L]
+    return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+
+def sliced_wasserstein(a: Tensor, b: Tensor, projections: Tensor) -> Tensor:
+    """Squared sliced 2-Wasserstein distance between two equally large point sets [N, D] along the unit
+    columns of `projections` [D, K]: the mean over projections and ranks of (sorted a - sorted b)^2."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"sliced_wasserstein compares equally many points, got {a.shape[0]} and {b.shape[0]}")
+    return ((a @ projections).sort(dim=0).values - (b @ projections).sort(dim=0).values).pow(2).mean()
+
+
+def random_projections(dim: int, count: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """`count` random unit directions in R^dim as the columns of a [dim, count] matrix."""
+    directions = torch.randn(dim, count, generator=generator, device=device)
+    return directions / directions.norm(dim=0, keepdim=True)
+
+
+def patch_swd_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], generator: torch.Generator | None,
+                   patch_size: int = PATCH_SWD_SIZE, projections: int = 64) -> Tensor:
+    """GPDM's patch-distribution distance (Elnekave & Weiss 2022), averaged over `scales`: the sliced
+    Wasserstein distance between all patch_size^2 RGB patches of the fakes and of the reals (no gradient),
+    each batch average-pooled by the scale first; fresh projections at every call. When the counts
+    differ the larger set is subsampled at random to the smaller one's size."""
+    total = fake.new_zeros((), dtype=torch.float32)
+    for scale in scales:
+        f_small, r_small = (F.avg_pool2d(x, scale) if scale > 1 else x for x in (fake.float(), real.detach().float()))
+        fp, rp = image_patches(f_small, patch_size), image_patches(r_small, patch_size)
+        n = min(fp.shape[0], rp.shape[0])
+        if fp.shape[0] > n:
+            fp = fp[torch.randperm(fp.shape[0], generator=generator, device=fp.device)[:n]]
+        if rp.shape[0] > n:
+            rp = rp[torch.randperm(rp.shape[0], generator=generator, device=rp.device)[:n]]
+        total = total + sliced_wasserstein(fp, rp, random_projections(fp.shape[1], projections, generator,
+                                                                      fp.device))
+    return total / len(scales)
+
+
 @dataclass
 class Forward:
     """What one G pass on [source; target] gives the two losses."""
@@ -91,7 +133,8 @@ class Objective:
                  num_patches: int, nce_temperature: float, nce_negatives_from_minibatch: bool,
                  lambda_gan: float, lambda_nce: float, nce_identity: bool, lambda_identity: float,
                  r1_gamma: float, r1_every: int = 1, gan_mode: str = "nonsaturating",
-                 flip_equivariance: bool = False, generator: torch.Generator | None = None) -> None:
+                 flip_equivariance: bool = False, generator: torch.Generator | None = None,
+                 lambda_patch_swd: float = 0.0, patch_swd_scales: tuple[int, ...] = (1, 2)) -> None:
         self.G, self.D, self.F = G, D, F_head
         self.G_net: Generator = without_ddp(G)
         self.D_net: Discriminator = without_ddp(D)
@@ -111,6 +154,8 @@ class Objective:
         self.r1_gamma = r1_gamma
         self.r1_every = r1_every
         self.rng = generator
+        self.lambda_patch_swd = lambda_patch_swd
+        self.patch_swd_scales = tuple(patch_swd_scales)
         # Run G on source and target, G's encoder on fake and identity, and D on fakes and reals as
         # separate passes instead of one batch each: the same numbers, and faster on CPUs, where oneDNN's
         # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
@@ -128,6 +173,7 @@ class Objective:
             lambda_gan=config.lambda_gan, lambda_nce=config.lambda_nce, nce_identity=config.nce_identity,
             lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
             gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=generator,
+            lambda_patch_swd=config.lambda_patch_swd, patch_swd_scales=config.patch_swd_scales,
         )
 
     def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
@@ -138,15 +184,21 @@ class Objective:
         inputs = [source, target] if needs_target else [source]
         if flipped:
             inputs = [x.flip(3) for x in inputs]
+        # --colour-init: G's colour transfer T (fitted photo -> painting) applies to the sources only; the
+        # identity pass's TARGET patches are in the painting's colours already, so G(target) = target + change.
+        colour = getattr(self.G_net, "colour", None) is not None
         if self.separate_passes and needs_target:
             # one draw of the noise maps for both, as the batched pass draws them: the same numbers
             n, (h, w) = source.shape[0], source.shape[-2:]
             noise = self.G_net.draw_noise(n + target.shape[0], h, w, self.rng, source.device, source.dtype)
             (fake, source_feats), (identity, target_feats) = (
-                self.G(x, self.nce_layers, noise=[m[:n] if i == 0 else m[n:] for m in noise])
+                self.G(x, self.nce_layers, noise=[m[:n] if i == 0 else m[n:] for m in noise],
+                       **({"colour_rows": n if i == 0 else 0} if colour else {}))
                 for i, x in enumerate(inputs))
             return Forward(source, target, fake, identity, source_feats, target_feats, flipped)
-        out, feats = self.G(torch.cat(inputs) if needs_target else inputs[0], self.nce_layers, generator=self.rng)
+        rows = {"colour_rows": source.shape[0]} if colour else {}
+        out, feats = self.G(torch.cat(inputs) if needs_target else inputs[0], self.nce_layers, generator=self.rng,
+                            **rows)
         sizes = [source.shape[0], out.shape[0] - source.shape[0]]  # split, not slices: one backward copy
         (fake, identity), halves = out.split(sizes), [f.split(sizes) for f in feats]
         return Forward(source, target, fake, identity, [h[0] for h in halves], [h[1] for h in halves], flipped)
@@ -224,4 +276,8 @@ class Objective:
         if self.lambda_identity > 0:
             parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * self.lambda_identity
             loss = loss + parts["idt"]
+        if self.lambda_patch_swd > 0:  # draws from the step's generator only when on: off leaves runs unchanged
+            real = fwd.target.flip(3) if fwd.flipped else fwd.target  # the fakes' orientation
+            parts["SWD"] = patch_swd_loss(fwd.fake, real, self.patch_swd_scales, self.rng) * self.lambda_patch_swd
+            loss = loss + parts["SWD"]
         return loss, parts

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
+from .colour import fit_colour_transfer
 from .config import DATASET_PRESETS, SINCUT_EPOCHS, TrainConfig
 from .data.folders import FolderPairs
 from .data.images import atomic_write, fit_within, load_image_compact, save_image, side_by_side, tensor_to_rgb
@@ -54,6 +55,8 @@ RESULT_MEMORY = 600 * 2**20
 # --ema-halflife: the average's half-life is at most this fraction of the steps done (StyleGAN2's ramp-up),
 # so the untrained start weighs little in a short run's average.
 EMA_RAMPUP = 0.1
+# --colour-init fits its map on SOURCE and TARGET downscaled to at most this many pixels.
+COLOUR_FIT_PIXELS = 1024 * 1024
 _OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
 
 
@@ -175,6 +178,18 @@ def write_preview(path: Path, source: torch.Tensor, translated: torch.Tensor, ta
     return save_image(sheet, path)
 
 
+def fit_colour_init(G: torch.nn.Module, config: TrainConfig, data: SingleImagePair | FolderPairs) -> None:
+    """--colour-init: fit G's colour transfer from SOURCE to TARGET (both whole, downscaled to at most
+    COLOUR_FIT_PIXELS: the colour distributions, not the detail, matter), on the CPU, seeded by --seed.
+    A resumed run refits the same map, and its checkpoint's copy replaces it anyway."""
+    if not isinstance(data, SingleImagePair):
+        raise UserError(f"--colour-init {config.colour_init} fits one photo's colours to one painting's; it needs "
+                        "two image files, not folders: give --colour-init none")
+    source, target = (fit_within(image, COLOUR_FIT_PIXELS).cpu() for image in data.preview_images())
+    fitted = fit_colour_transfer(config.colour_init, source, target, seed=config.seed)
+    G.colour.load_state_dict(fitted.state_dict())
+
+
 @dataclass
 class Trainer:
     """Everything one training run holds: the data source, the three networks (DDP-wrapped when
@@ -211,6 +226,8 @@ class Trainer:
         np.random.seed(config.seed)
         torch.manual_seed(config.seed)
         G = build_generator(config)
+        if config.colour_init != "none":
+            fit_colour_init(G, config, data)
         D = build_discriminator(config)
         F_head = ProjectionHead(G.feature_channels(config.nce_layers), nc=config.projection_dim,
                                 init_gain=config.init_gain)

@@ -78,9 +78,55 @@ def guided_model(tiny_model: Path, tmp_path_factory) -> Path:
     return run
 
 
-@pytest.fixture(params=["plain", "bordered", "guided"])
+@pytest.fixture(scope="session")
+def coloured_model(tiny_model: Path, tmp_path_factory) -> Path:
+    """tiny_model's weights as a residual, guided G that starts from a Pitie colour transfer fitted on
+    tiny_model's two images (TrainConfig.colour_init): its change is tiny_model's trained output, so its
+    noise shows in the translation (three quick-recipe steps would leave G's change and noise near zero;
+    tests/test_recipe.py trains such a run through the CLI)."""
+    from sincut.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.colour import fit_colour_transfer
+    from sincut.config import TrainConfig
+    from sincut.data.images import load_image
+    from sincut.nets import build_generator
+
+    state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
+    config = TrainConfig.from_dict({**state["config"], "residual": True, "guide_radius": 4, "colour_init": "pitie"})
+    root = tiny_model.parent
+    fitted = fit_colour_transfer("pitie", load_image(root / "photo.jpg").float(),
+                                 load_image(root / "painting.png").float())
+    for key in ("G", "G_average"):
+        if state.get(key) is not None:
+            G = build_generator(config)
+            G.load_state_dict({**G.state_dict(), **state[key]})
+            G.colour.load_state_dict(fitted.state_dict())
+            state[key] = G.state_dict()
+    state["config"] = {**state["config"], "residual": True, "guide_radius": 4, "colour_init": "pitie"}
+    run = tmp_path_factory.mktemp("coloured_model") / "run"
+    save_checkpoint(run, int(state["step"]), state)
+    return run
+
+
+@pytest.fixture(scope="session")
+def coloured_run(tiny_model: Path) -> Path:
+    """A tiny quick-recipe run whose G starts from a Pitie colour transfer and trains with the patch
+    distribution term (--colour-init pitie --lambda-patch-swd 1), from tiny_model's two images."""
+    from click.testing import CliRunner
+
+    from sincut.cli import main
+
+    root = tiny_model.parent
+    args = ["train", str(root / "photo.jpg"), str(root / "painting.png"), "--out", str(root / "coloured"),
+            "--preset", "quick", *TINY_TRAIN, "--colour-init", "pitie", "--lambda-patch-swd", "1"]
+    result = CliRunner().invoke(main, args, prog_name="sincut")
+    assert result.exit_code == 0, result.output
+    return root / "coloured"
+
+
+@pytest.fixture(params=["plain", "bordered", "guided", "coloured"])
 def exportable_model(request, tiny_model: Path) -> Path:
-    """Each export test runs on a model without and with a border, and with an edge-aware change."""
+    """Each export test runs on a model without and with a border, with an edge-aware change, and with
+    a colour transfer inside G."""
     return tiny_model if request.param == "plain" else request.getfixturevalue(f"{request.param}_model")
 
 

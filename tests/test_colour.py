@@ -120,7 +120,7 @@ def test_pitie_module_equals_the_one_shot_function_and_is_seeded(pair) -> None:
 def test_pitie_lookup_is_linear_between_knots_and_clamped_outside() -> None:
     module = PitieTransfer(iterations=1, knots=3)
     module.low.fill_(0.0)
-    module.high.fill_(1.0)
+    module.spacing.fill_(0.5)
     module.tables[0] = torch.tensor([0.0, 0.2, 1.0])  # knots at 0, 0.5, 1
     values = torch.tensor([-3.0, 0.0, 0.25, 0.5, 0.75, 1.0, 7.0])
     torch.testing.assert_close(module._lookup(values, 0, 1), torch.tensor([0.0, 0.0, 0.1, 0.2, 0.6, 1.0, 1.0]))

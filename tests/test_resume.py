@@ -102,7 +102,9 @@ def test_state_comparison_notices_every_part():
                 assert_same_training_state(first, second)
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema_halflife": "2"}], ids=["plain", "weight-average"])
+@pytest.mark.parametrize("extra", [{}, {"ema_halflife": "2"},
+                                   {"preset": "quick", "colour_init": "pitie", "lambda_patch_swd": "1"}],
+                         ids=["plain", "weight-average", "colour-init-patch-swd"])
 def test_resumed_run_is_bitwise_identical(tiny_pair, tmp_path: Path, extra: dict):
     src, tgt = tiny_pair
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"

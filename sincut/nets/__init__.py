@@ -20,7 +20,8 @@ def build_generator(config: Any) -> nn.Module:
     if config.generator == "resnet":
         return ResnetGenerator(ngf=config.ngf, n_blocks=config.n_blocks, init_gain=config.init_gain)
     return Generator(ngf=config.ngf, crop_size=config.crop_size, n_blocks=config.n_blocks,
-                     residual=config.residual, guide_radius=config.guide_radius)
+                     residual=config.residual, guide_radius=config.guide_radius,
+                     colour_init=getattr(config, "colour_init", "none"))
 
 
 def build_discriminator(config: Any) -> nn.Module:

@@ -13,6 +13,8 @@ import kornia.filters
 import torch
 from torch import Tensor, nn
 
+from ..colour import KINDS as COLOUR_KINDS
+from ..colour import make_colour_transfer
 from .encoder import EncoderFeatures
 from .layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
 
@@ -41,7 +43,7 @@ class Generator(EncoderFeatures, nn.Module):
     """
 
     def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1,
-                 residual: bool = False, guide_radius: int = 0) -> None:
+                 residual: bool = False, guide_radius: int = 0, colour_init: str = "none") -> None:
         super().__init__()
         ch = generator_widths(ngf)
         res = _table_resolution(crop_size)
@@ -68,6 +70,15 @@ class Generator(EncoderFeatures, nn.Module):
         if guide_radius and not residual:
             raise ValueError("guide_radius filters the change of a residual generator (residual=True)")
         self.guide_radius = guide_radius
+        # --colour-init: a fitted closed-form colour transfer T (buffers only, so checkpoints, the weight
+        # average, translate and export carry it). G(x) = x + change(T(x)) + T(x) - x: the encoder sees T(x),
+        # so training starts from the colour transfer; with a guide radius the whole change (the transfer's
+        # and G's) goes through the guided filter steered by the photo x (see forward).
+        if colour_init != "none" and not residual:
+            raise ValueError("colour_init starts a residual generator (residual=True) from a colour transfer")
+        if colour_init != "none" and colour_init not in COLOUR_KINDS:
+            raise ValueError(f"colour_init must be none or one of {', '.join(COLOUR_KINDS)}, got {colour_init!r}")
+        self.colour = make_colour_transfer(colour_init) if colour_init != "none" else None
         # Pixels beyond the convolutions' reach that an output pixel depends on: the guided filter's
         # coefficients are window means of window statistics (tiles read this much more context).
         self.extra_context = 2 * guide_radius
@@ -92,13 +103,23 @@ class Generator(EncoderFeatures, nn.Module):
                 for s in self.noise_scales()]
 
     def forward(self, x: Tensor, layers: tuple[int, ...] = (), generator: torch.Generator | None = None,
-                noise: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
+                noise: list[Tensor] | None = None, colour_rows: int | None = None) -> tuple[Tensor, list[Tensor]]:
         """Translate `x` and return the output with the requested encoder features picked up on the way.
 
         `noise` (one map per upsampling layer, see `draw_noise`) replaces the per-pixel noise drawn from
         `generator`: tiled inference crops one image-wide map so every pixel gets the same noise in any tiling.
+        With a colour transfer (colour_init) the features are those of T(x), G's real input; `encode`
+        (PatchNCE's queries of G's outputs) does not apply T, as the outputs are already in TARGET's colours.
+        `colour_rows` = n applies T to the first n images only: training's identity pass feeds TARGET
+        patches, which are in TARGET's colours already (T fitted photo -> painting would over-shift them).
         """
         feats = []
+        photo = x
+        if self.colour is not None:
+            if colour_rows is None:
+                x = self.colour(x)
+            elif colour_rows > 0:
+                x = torch.cat([self.colour(x[:colour_rows]), x[colour_rows:]])
         image = x
         for i, layer in enumerate(self.encoder):
             x = layer(x)
@@ -108,6 +129,12 @@ class Generator(EncoderFeatures, nn.Module):
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
         out = self.to_rgb(x)
+        if self.colour is not None and self.guide_radius:
+            # The colour transfer's own change joins G's before the guided filter, steered by the photo:
+            # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
+            # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
+            # where the photo is flat.
+            return photo + guided_change(photo, image - photo + out, self.guide_radius), feats
         if self.guide_radius:
             out = guided_change(image, out, self.guide_radius)
         return (image + out if self.residual else out), feats
