@@ -89,14 +89,11 @@ class TrainConfig:
                                 "function of the photo's brightness and cannot cross an edge the photo does not "
                                 "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64,
                                 group="advanced")
-    colour_init: str = _opt("none", "Residual G only: G starts from a closed-form colour transfer of its input toward "
-                                    "TARGET instead of the input itself: reinhard (Reinhard et al. 2001: l-alpha-beta "
-                                    "means and stds) or pitie (Pitie et al. 2005: iterative 1-D distribution transfer "
-                                    "along random colour axes). Fitted once from the two images when training starts "
-                                    "and kept inside G (checkpoints, translate, export); G adds its change to the "
-                                    "transferred image; with --guide-radius the transfer's change and G's go through "
-                                    "the guided filter steered by the photo (smooth where the photo is flat, no "
-                                    "amplified JPEG blocks). none = start from the input.",
+    colour_init: str = _opt("none", "Residual G only: G starts from a closed-form colour transfer toward TARGET, "
+                                    "fitted once from the two images and kept inside G: reinhard (Reinhard et al. "
+                                    "2001, l-alpha-beta means and stds) or pitie (Pitie et al. 2005, 1-D distribution "
+                                    "transfer along random colour axes). With --guide-radius the transfer's change "
+                                    "joins G's in the photo-guided filter. none = start from the input.",
                             choices=("none", "reinhard", "pitie"), group="advanced")
     ema_halflife: float = _opt(0.0, "Translate with a running average of G's weights (previews, evaluations, "
                                     "results, checkpoints' inference weights): old steps' weight halves every "
