@@ -295,8 +295,10 @@ COLUMNS = [("sifid", 1), (RATIO, 2), ("texture_distance", 3), ("ssim", 3), ("edg
 
 
 def markdown_table(results: dict) -> str:
-    lines = [f"{results['minutes']:g} min per run, seeds {','.join(map(str, results['seeds']))}; "
-             "recipes: median (min-max) over seeds at their last evaluation", "",
+    heading = (f"{results['minutes']:g} min per run, seeds {','.join(map(str, results['seeds']))}; "
+               "recipes: median (min-max) over seeds at their last evaluation" if results["runs"] else
+               "the photo and its closed-form colour transfers (no recipe was run)")
+    lines = [heading, "",
              "| pair | method | seeds | steps | SIFID | SIFID / best transfer | texture | SSIM | edges |",
              "|---|---|---|---|---|---|---|---|---|"]
     by_group = groups(results)
@@ -582,9 +584,13 @@ def main() -> None:
                 write_json(args.out / "quality.json", results)
     write_json(args.out / "quality.json", results)
     save_image(plot(results), args.out / "quality.png")
-    save_image(contact_sheet(results, args.out, {n: t for n, (_, t) in pairs.items()}), args.out / "contact_sheet.jpg", quality=88)
+    written = "quality.json, quality.png"
+    if results["runs"]:  # --recipes "" scores the baselines alone: no translations to show
+        paintings = {n: t for n, (_, t) in pairs.items()}
+        save_image(contact_sheet(results, args.out, paintings), args.out / "contact_sheet.jpg", quality=88)
+        written += ", contact_sheet.jpg"
     print(markdown_table(results))
-    print(f"\nwrote {args.out}/quality.json, quality.png, contact_sheet.jpg", file=sys.stderr)
+    print(f"\nwrote {args.out}/{written}", file=sys.stderr)
 
 
 if __name__ == "__main__":
