@@ -548,7 +548,7 @@ def main() -> None:
     network = load_inception()
     select_by = "sifid" if network is not None else "style"
     results = {"machine": {**machine(), "threads": args.threads or torch.get_num_threads()},
-               "command": shlex.join([sys.executable, *sys.argv]), "minutes": args.minutes, "seeds": seeds,
+               "command": shlex.join(["python", *sys.argv]), "minutes": args.minutes, "seeds": seeds,
                "recipes": recipes, "pairs": {n: [s.name, t.name] for n, (s, t) in pairs.items()},
                "definitions": DEFINITIONS, "baselines": {}, "runs": []}
     for name, (source, target) in pairs.items():
