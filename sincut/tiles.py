@@ -29,7 +29,7 @@ def min_tile(context: int = CONTEXT, stride: int = STRIDE) -> int:
     return 2 * context + stride
 
 
-MIN_TILE = min_tile()  # for a plain G; one that reaches farther (--guide-radius) needs min_tile(its context)
+MIN_TILE = min_tile()  # 66 px, the CLI's floor; Translator checks min_tile(its context, its stride) per model
 
 
 @dataclass(frozen=True)
