@@ -27,7 +27,7 @@ from .tiles import min_tile
 MiB = 2**20
 GiB = 2**30
 # The CPU default: half the memory the kernel says is available, at most this much for the forward
-# passes. The image-wide buffers of a tiled translation (input, float32 sum, noise: about 22 bytes per
+# passes. The image-wide buffers of a tiled translation (input, float32 result, noise: about 22 bytes per
 # pixel, 0.5 GiB at 24 MP) and torch itself (about 0.35 GiB) come on top, so a 24 MP photo stays under
 # 3 GiB peak RSS.
 CPU_BUDGET_CAP = 3 * GiB // 2
@@ -177,7 +177,7 @@ def measure_cost(G: nn.Module) -> PassCost:
 def tile_for_cost(cost: PassCost, budget: float, stride: int, context: int) -> int:
     """The largest square tile (a multiple of `stride`) whose pass fits `budget`; ValueError naming
     the smallest budget when not even the smallest tile fits."""
-    smallest = min_tile(context)
+    smallest = min_tile(context, stride)
     side = math.isqrt(cost.pixels(budget)) // stride * stride
     if side < smallest:
         need = cost.bytes(smallest * smallest)

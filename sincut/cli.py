@@ -335,7 +335,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
                    "then stays under 3 GiB in all); half the free GPU memory on CUDA.")
 @click.option("--tile", type=click.IntRange(MIN_TILE), default=None, metavar="PX",
               help="Override the tile --max-memory chooses: images of up to PX x PX pixels go in one pass, larger "
-                   "ones in overlapping tiles of at most PX x PX.")
+                   "ones in tiles of at most PX x PX.")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
               help="Consecutive images of equal size (each small enough to go whole) per forward pass.")
 @click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",

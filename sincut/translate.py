@@ -2,10 +2,11 @@
 
 - `translate_tensor`: one image tensor, whole (training's previews and result use it).
 - `Translator`: one decoded image of any size in bounded memory. An image whose forward pass fits the
-  memory budget goes whole; a larger one in overlapping tiles of one shape, as large as the budget
-  allows (budget.py), several per pass when the budget holds them (geometry in tiles.py), whose
-  weighted outputs are summed and divided by the summed weights. The generator's per-pixel noise is
-  drawn once per image at full size and cropped per tile, so no pixel's noise depends on the tiling.
+  memory budget goes whole; a larger one in tiles of one shape, as large as the budget allows
+  (budget.py), several per pass when the budget holds them (geometry in tiles.py). Each tile reads G's
+  receptive radius around the region it keeps, and the generator's per-pixel noise is drawn once per
+  image at full size and cropped per tile, so every kept pixel is the whole image's and kept regions
+  simply abut.
 - `translate_files`: the batch: inputs (files, folders, globs) -> sorted jobs -> this shard's share;
   existing outputs skipped, each output written atomically, one bad file reported and skipped over.
 """
@@ -154,8 +155,9 @@ class Translator:
         if reach is None:
             reach = CONTEXT + getattr(G, "extra_context", 0)
         self.context = -(-reach // G.stride) * G.stride
-        if tile is not None and tile < min_tile(self.context):
-            raise UserError(f"--tile {tile}: must be at least {min_tile(self.context)} pixels for this model")
+        smallest = min_tile(self.context, G.stride)
+        if tile is not None and tile < smallest:
+            raise UserError(f"--tile {tile}: must be at least {smallest} pixels for this model")
         if half and device.type == "cpu" and not cpu_has_bf16_kernels():
             raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
                             "so it would translate many times slower; leave out --half")
@@ -256,23 +258,16 @@ class Translator:
     def translate_tiled(self, rgb: np.ndarray) -> Tensor:
         """HxWx3 image in tiles of at most tile x tile pixels -> HxWx3 float32, unclamped.
 
-        Sums weight x output over the tiles, then divides by the summed weights. The tiles form a grid
-        whose 2-D weights are products of per-axis weights, so the summed weight is the outer product of
-        two per-axis sums and needs no HxW map. Every tile has one shape (plan_spans), so as many as
-        the budget holds share a forward pass. Holds the input, the sum (HxWx3 float32), the noise
-        (HxW) and one pass's activations: for 6000x4000, 0.46 GB plus the pass.
+        Each tile's kept region is copied into the result (kept regions abut; plan_spans). Every tile has
+        one shape, so as many as the budget holds share a forward pass. Holds the input, the result
+        (HxWx3 float32), the noise (HxW) and one pass's activations: for 6000x4000, 0.46 GB plus the pass.
         """
         h, w = rgb.shape[:2]
         stride = self.G.stride
         rows = plan_spans(h, self.tile, stride, self.context)
         cols = plan_spans(w, self.tile, stride, self.context)
         noise = self._noise(h + (-h) % stride, w + (-w) % stride)
-        total = torch.zeros(h, w, 3)  # HWC, like PIL, so the result converts to uint8 in place
-        row_weight, col_weight = torch.zeros(h), torch.zeros(w)
-        for r in rows:
-            row_weight[r.keep_start:r.keep_end] += torch.from_numpy(r.weights())
-        for c in cols:
-            col_weight[c.keep_start:c.keep_end] += torch.from_numpy(c.weights())
+        result = torch.empty(h, w, 3)  # HWC, like PIL, so the result converts to uint8 in place
         tiles = [(r, c) for r in rows for c in cols]
         tile_pixels = _padded_read(rows[0], stride) * _padded_read(cols[0], stride)
         per_pass = self.tiles_per_pass(tile_pixels, len(tiles))
@@ -286,13 +281,12 @@ class Translator:
             out = self._run(x, crops)
             del x, crops
             for (r, c), o in zip(group, out):
-                kept = o[:, r.keep_start - r.read_start:r.keep_end - r.read_start,
-                         c.keep_start - c.read_start:c.keep_end - c.read_start].permute(1, 2, 0)
-                w2d = (torch.from_numpy(r.weights())[:, None] * torch.from_numpy(c.weights())[None, :]).unsqueeze(-1)
-                total[r.keep_start:r.keep_end, c.keep_start:c.keep_end] += kept * w2d
+                result[r.keep_start:r.keep_end, c.keep_start:c.keep_end] = \
+                    o[:, r.keep_start - r.read_start:r.keep_end - r.read_start,
+                      c.keep_start - c.read_start:c.keep_end - c.read_start].permute(1, 2, 0)
             del out
         del noise
-        return total.div_(row_weight.view(-1, 1, 1)).div_(col_weight.view(1, -1, 1))
+        return result
 
 
 # ----------------------------------------------------------------------------------------------------

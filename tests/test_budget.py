@@ -19,7 +19,7 @@ from sincut.budget import (GiB, MiB, PassCost, batch_for_budget, format_memory, 
 from sincut.cli import main
 from sincut.data.images import rgb_to_tensor
 from sincut.nets import Generator
-from sincut.tiles import BLEND, min_tile, plan_spans
+from sincut.tiles import min_tile, plan_spans
 from sincut.translate import Translator, translate_tensor
 
 from .conftest import ROOT
@@ -59,8 +59,9 @@ def test_a_budget_below_the_smallest_tile_is_one_line_naming_the_minimum(tiny_mo
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: --max-memory 1 MiB")
-    # the minimum it names is the cost of the tiny G's smallest tile (ngf=2; its context is 30 px)
-    smallest = min_tile(30)
+    # the minimum it names is the cost of the tiny G's smallest tile (ngf=2; context 30 px, stride 2: 62 px)
+    smallest = min_tile(30, 2)
+    assert smallest == 2 * 30 + 2
     need = measure_cost(Generator(ngf=2, crop_size=32)).bytes(smallest * smallest)
     assert f"smallest tile ({smallest} px) needs {format_memory(need)}" in lines[0]
     assert not (tmp_path / "out" / "a.png").exists()
@@ -139,9 +140,12 @@ def test_tile_rule_by_hand_and_its_minimum():
     cost = PassCost(fixed=1000.0, per_pixel=10.0)
     assert tile_for_cost(cost, 1000 + 10 * 500 * 500, 2, 32) == 500
     assert tile_for_cost(cost, 1000 + 10 * 501 * 501, 2, 32) == 500  # rounded down to the stride
-    assert tile_for_cost(cost, 1000 + 10 * 160 * 160, 2, 32) == 160  # min_tile(32) = 64 + 3 x 32
-    with pytest.raises(ValueError, match=r"smallest tile \(160 px\) needs 1 MiB"):
-        tile_for_cost(cost, 1000 + 10 * 158 * 158, 2, 32)  # 256,000 bytes needed: rounded up to 1 MiB
+    assert tile_for_cost(cost, 1000 + 10 * 66 * 66, 2, 32) == 66  # min_tile(32, 2) = 2 x 32 + 2
+    with pytest.raises(ValueError, match=r"smallest tile \(66 px\) needs 1 MiB"):
+        tile_for_cost(cost, 1000 + 10 * 65 * 65, 2, 32)  # 44,560 bytes needed: rounded up to 1 MiB
+    assert tile_for_cost(cost, 1000 + 10 * 68 * 68, 4, 32) == 68  # min_tile(32, 4) = 2 x 32 + 4
+    with pytest.raises(ValueError, match=r"smallest tile \(68 px\)"):
+        tile_for_cost(cost, 1000 + 10 * 67 * 67, 4, 32)  # 67 rounds down to 64 on the stride-4 grid
     assert batch_for_budget(cost, 1000 + 10 * 3 * 100, 100, 9) == 3
     assert batch_for_budget(cost, 1000 + 10 * 99, 100, 9) == 1  # never fewer than one
     assert batch_for_budget(cost, 10**9, 100, 9) == 9  # never more than there are tiles
@@ -151,53 +155,64 @@ def test_tile_rule_by_hand_and_its_minimum():
 
 
 @pytest.mark.parametrize("stride,context", [(2, 30), (2, 38), (4, 36)])
-def test_tiles_are_equal_fewest_and_cover_with_weights_summing_to_one(stride: int, context: int):
-    for tile in (min_tile(context), min_tile(context) + 3, 300, 742):
+def test_tiles_are_equal_fewest_and_kept_regions_abut(stride: int, context: int):
+    for tile in (min_tile(context, stride), min_tile(context, stride) + 3, 300, 742):
         for length in range(tile + 1, 4 * tile, 13):
             spans = plan_spans(length, tile, stride, context)
             reads = [s.read_end - s.read_start for s in spans]
             assert max(reads) <= tile and max(reads) - min(reads) < stride  # the last lacks only the padding
-            total = np.zeros(length)
+            kept = np.zeros(length, dtype=int)
             for s in spans:
                 assert s.read_start % stride == 0
                 assert s.read_start == 0 or s.keep_start - s.read_start >= context
                 assert s.read_end == length or s.read_end - s.keep_end >= context
-                assert s.fade_in + s.fade_out <= s.keep_end - s.keep_start
-                total[s.keep_start:s.keep_end] += s.weights()
-            assert np.allclose(total, 1.0, atol=1e-6)
-            # fewest: one tile fewer, each as long as allowed, would not cover the axis with BLEND overlaps
-            n, longest = len(spans), tile // stride * stride
-            assert (n - 1) * longest - (n - 2) * (2 * context + BLEND) < length + (-length) % stride
+                assert s.read_start <= s.keep_start < s.keep_end <= s.read_end
+                kept[s.keep_start:s.keep_end] += 1
+            assert (kept == 1).all()  # every pixel kept by exactly one tile: the regions abut
+            # fewest: one tile fewer, each as long as allowed, would not cover the padded axis (n tiles of
+            # R keep n R - 2 (n - 1) context pixels); and R is the shortest with which n tiles do
+            n, longest, padded = len(spans), tile // stride * stride, length + (-length) % stride
+            read = spans[0].read_end - spans[0].read_start
+            assert (n - 1) * longest - 2 * (n - 2) * context < padded <= n * read - 2 * (n - 1) * context
+            assert n * (read - stride) - 2 * (n - 1) * context < padded
 
 
 def test_tiles_worked_by_hand():
-    """2048 px in tiles of at most 1188 with a 32 px context: two tiles of (2048 + 64 + 32) / 2 = 1072,
-    overlapping by 96 px, the kept regions trimmed to a 32 px fade in the middle."""
+    """2048 px in tiles of at most 1188 with a 32 px context: two tiles of (2048 + 2 x 32) / 2 = 1056,
+    the second starting at 2048 - 1056 = 992; the kept regions meet where its context ends, 992 + 32."""
     first, second = plan_spans(2048, 1188, 2, 32)
-    assert (first.read_start, first.read_end, second.read_start, second.read_end) == (0, 1072, 976, 2048)
-    assert (first.keep_end, second.keep_start) == (1040, 1008)
-    # an odd length: the last tile reads one pixel less, which the stride padding restores
+    assert (first.read_start, first.read_end, second.read_start, second.read_end) == (0, 1056, 992, 2048)
+    assert (first.keep_start, first.keep_end, second.keep_start, second.keep_end) == (0, 1024, 1024, 2048)
+    # an odd length: (2050 + 64) / 2 = 1057 rounds up to 1058 on the stride; the last tile reads one pixel
+    # less, which the stride padding restores
     spans = plan_spans(2049, 1188, 2, 32)
-    assert [s.read_end - s.read_start for s in spans] == [1074, 1073]
+    assert [(s.read_start, s.read_end, s.keep_start, s.keep_end) for s in spans] == [(0, 1058, 0, 1024),
+                                                                                   (992, 2049, 1024, 2049)]
+    # 3000 px with a 30 px context: (3000 - 60) / (1188 - 60) = 2.6 -> 3 tiles of (3000 + 4 x 30) / 3 = 1040,
+    # starting 980 apart; an inner tile keeps 1040 - 2 x 30 = 980
+    spans = plan_spans(3000, 1188, 2, 30)
+    assert [(s.read_start, s.read_end, s.keep_start, s.keep_end) for s in spans] == [
+        (0, 1040, 0, 1010), (980, 2020, 1010, 1990), (1960, 3000, 1990, 3000)]
 
 
 # --- batched tiles -------------------------------------------------------------------------------------
 
 
 def test_batched_tiles_equal_single_tiles_and_the_whole_image_with_noise():
-    """The same 16 tiles one per pass and 16 in one pass give the whole image's output (strong seeded
-    noise included), up to float rounding. By hand: 486 (485 padded) and 474 rows and columns in tiles of
-    at most 200 with a 30 px context take 4 tiles each, of (486 + 3 x 92) / 4 -> 192 and (474 + 276) / 4
-    -> 188 pixels."""
+    """The same 12 tiles one per pass and 12 in one pass give the whole image's output (strong seeded
+    noise included), up to float rounding. By hand: n tiles of R px with a 30 px context keep
+    n R - 2 (n - 1) 30 px, so the 485 rows (486 padded) in tiles of at most 200 take (486 - 60) / 140 = 3.04
+    -> 4 tiles of (486 + 3 x 60) / 4 = 166.5 -> 168 rows, and the 473 columns (474 padded)
+    (474 - 60) / 140 = 2.96 -> 3 tiles of (474 + 2 x 60) / 3 = 198 columns."""
     G = random_generator()
     rgb = np.asarray(smooth_photo(3 * 156 + 17, 3 * 156 + 5))
     whole = translate_tensor(G, rgb_to_tensor(rgb), seed=3)[0].permute(1, 2, 0)
     cost = measure_cost(G)
     one = Translator(G, torch.device("cpu"), tile=200, seed=3, max_memory=int(cost.bytes(200 * 200)) + 1)
     tiles, per_pass, pixels = one.plan(*rgb.shape[:2])
-    assert one.context == 30 and (tiles, per_pass, pixels) == (16, 1, 192 * 188)
-    many = Translator(G, torch.device("cpu"), tile=200, seed=3, max_memory=int(cost.bytes(16 * pixels)) + 1)
-    assert many.plan(*rgb.shape[:2]) == (16, 16, pixels)
+    assert one.context == 30 and (tiles, per_pass, pixels) == (12, 1, 168 * 198)
+    many = Translator(G, torch.device("cpu"), tile=200, seed=3, max_memory=int(cost.bytes(12 * pixels)) + 1)
+    assert many.plan(*rgb.shape[:2]) == (12, 12, pixels)
     single, batched = one.translate_tiled(rgb), many.translate_tiled(rgb)
     assert (single - whole).abs().max().item() < 1e-4
     assert (batched - whole).abs().max().item() < 1e-4

@@ -61,9 +61,8 @@ def test_a_change_can_step_only_where_the_photo_does():
 
 
 def test_tiles_read_the_filter_reach_too():
-    """A guided G reaches 2r px past its convolutions; tiles read that much more, so tiled == whole. The
-    width puts the kept regions' ends exactly the plain 32 px context from a tile's end, where a tile that
-    read only that much would differ."""
+    """A guided G reaches 2r px past its convolutions; tiles read that much more, so tiled == whole. Tiles
+    that read only a plain G's 32 px around what they keep miss most of the filter's 48 px, and differ."""
     torch.manual_seed(0)
     G = Generator(ngf=2, crop_size=32, residual=True, guide_radius=24)
     with torch.no_grad():

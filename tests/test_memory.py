@@ -30,7 +30,7 @@ def cli(*args):
 
 @pytest.fixture
 def larger_pair(tmp_path: Path) -> tuple[Path, Path]:
-    """A SOURCE more than MIN_TILE x MIN_TILE pixels (so a MIN_TILE translation needs tiles), small TARGET."""
+    """A SOURCE larger than a few small tiles (so a small budget translates it in tiles), small TARGET."""
     src, tgt = tmp_path / "photo.png", tmp_path / "painting.png"
     Image.open(SAMPLES / "photo_montStMichel.jpg").resize((400, 226)).save(src)
     Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").resize((80, 63)).save(tgt)
@@ -40,8 +40,9 @@ def larger_pair(tmp_path: Path) -> tuple[Path, Path]:
 def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles(larger_pair, tmp_path, monkeypatch):
     eval_pixels = 120 * 68
     monkeypatch.setattr(train_module, "EVAL_SOURCE_PIXELS", eval_pixels)
-    # a budget of 1.5 smallest tiles of the tiny G: 226x400 (90,400 pixels) cannot go whole
-    budget = int(measure_cost(Generator(ngf=2, crop_size=32)).bytes(int(1.5 * MIN_TILE**2)))
+    # a budget of 1.5 tiles of 2 x MIN_TILE for the tiny G (a 160 px tile): 226x400 (90,400 pixels) cannot go
+    # whole, and goes in 2 x 4 tiles
+    budget = int(measure_cost(Generator(ngf=2, crop_size=32)).bytes(int(1.5 * (2 * MIN_TILE) ** 2)))
     monkeypatch.setattr(train_module, "RESULT_MEMORY", budget)
     tiled_sizes: list[tuple[int, int]] = []
     whole_sizes: list[tuple[int, ...]] = []
