@@ -116,3 +116,34 @@ def test_benchmark_quality_table_says_what_quality_json_holds():
                  f"{photo['style_distance']:.3f} -> {final['style_distance']:.3f}"]
         matching = [r for r in rows if all(f"| {c} |" in r for c in cells)]
         assert len(matching) == 1, (run["pair"], cells)
+
+
+def test_baseline_tables_say_what_baselines_json_holds():
+    """docs/benchmarks.md's baseline rows and the README's photo / transfer columns, recomputed from the
+    committed docs/results/baselines.json (and the quick column from docs/quality.json)."""
+    data = json.loads((ROOT / "docs" / "results" / "baselines.json").read_text(encoding="utf-8"))["baselines"]
+    bench = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert len(data) == 10
+    for pair, f in data.items():
+        p, r, t = f["photo"], f["reinhard"], f["pitie"]
+        row = (f"| {pair} | {p['sifid']:.1f} / {p['texture_distance']:.3f} | {r['sifid']:.1f} / "
+               f"{r['texture_distance']:.3f} / {r['ssim']:.2f} | {t['sifid']:.1f} / {t['texture_distance']:.3f} / "
+               f"{t['ssim']:.2f} |")
+        assert row in bench, pair
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = {run["pair"]: run for run in json.loads((ROOT / "docs" / "quality.json").read_text())["runs"]}
+    for pair, run in quick.items():
+        f, final = data[pair], run["evaluations"][-1]
+        cells = (f"| {f['photo']['sifid']:.1f} | {f['reinhard']['sifid']:.1f} | {f['pitie']['sifid']:.1f} | "
+                 f"{final['sifid']:.1f} | {final['ssim']:.3f} / {f['pitie']['ssim']:.2f} |")
+        assert cells in readme, pair
+
+
+def test_colour_init_screen_table_says_what_its_json_holds():
+    data = json.loads((ROOT / "docs" / "results" / "colour_init_screen.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    for run in data["runs"]:
+        if run["variant"] in ("pitie-unfiltered-swd10", "pitie-unfiltered-swd10-g0"):
+            continue  # in the JSON only: superseded by the filtered change
+        cell = f"{run['sifid_over_best_transfer']:.2f} / {run['texture_distance']:.3f} / {run['ssim']:.2f}"
+        assert cell in text, (run["variant"], run["pair"])
