@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -79,6 +80,17 @@ if device.type == "cuda":
     result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
 print(json.dumps(result))
 """
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; platform.processor() says only x86_64 on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def flops_per_megapixel() -> float:
@@ -141,7 +153,7 @@ def main() -> None:
         parser.error(f"--max-memory: {e}")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     flops = flops_per_megapixel()
-    machine = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__, "device": args.device,
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, "device": args.device,
                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else None,
                "generator": "ngf=10 (default), random weights, --no-noise", "max_memory": args.max_memory,
                "tile": args.tile, "repeats": args.repeats, "repeat_max_megapixels": REPEAT_MAX_MEGAPIXELS,

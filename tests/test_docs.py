@@ -147,3 +147,16 @@ def test_colour_init_screen_table_says_what_its_json_holds():
             continue  # in the JSON only: superseded by the filtered change
         cell = f"{run['sifid_over_best_transfer']:.2f} / {run['texture_distance']:.3f} / {run['ssim']:.2f}"
         assert cell in text, (run["variant"], run["pair"])
+
+
+def test_translate_table_says_what_translate_json_holds():
+    data = json.loads((ROOT / "docs" / "results" / "translate.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert len(data["results"]) == 10
+    for r in data["results"]:
+        tile = "whole" if r["tiles"] == 1 else f"{r['tile']} px"
+        size = r["size"] + (" (reference)" if r["whole_reference"] else "")
+        row = (f"| {r['engine']} | {size} | {r['megapixels']:.1f} | {tile} | {r['tiles']} | "
+               f"{r['seconds_per_megapixel']:.2f} | {r['vs_whole']:.2f} | {r['gflops_per_second']:.0f} | "
+               f"{r['peak_rss_mib']:.0f} MiB |")
+        assert row in text, (r["engine"], r["size"])
