@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import inputs_for, sync  # noqa: E402
 from sincut.config import make_config  # noqa: E402
-from sincut.train import Trainer, make_data, with_concrete_steps  # noqa: E402
+from sincut.training.trainer import Trainer, make_data  # noqa: E402
+from sincut.training.schedule import with_concrete_steps  # noqa: E402
 from sincut.translate import pick_device  # noqa: E402
 
 

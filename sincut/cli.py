@@ -203,7 +203,7 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     from rich.console import Console
 
     from .progress import RichProgress, summary_table
-    from .train import resume, train
+    from .training.loop import resume, train
     from .translate import pick_device
 
     device = pick_device(device_name)
@@ -503,7 +503,7 @@ def import_run(folder: Path, out: Path, source: Path | None, target: Path | None
     `sincut resume RUN` then trains it on with this loop, from the step its epoch gives. The paper's
     checkpoints hold no optimiser state: Adam's moments start fresh.
     """
-    from .train import import_official
+    from .training.loop import import_official
     from .translate import pick_device
 
     run = import_official(folder, out, pick_device(device), source, target, preset, epoch)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import PATCH_SWD_SIZE
-from .distributed import unwrap, without_ddp
+from .training.distributed import unwrap, without_ddp
 from .nets import Discriminator, Generator, ProjectionHead
 
 if TYPE_CHECKING:

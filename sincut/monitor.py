@@ -1,5 +1,5 @@
 """A training run's quality over time: at each evaluation step, measure the translation of SOURCE
-(downscaled to at most 896x896 pixels' worth, see train.py), append it to `metrics.jsonl`, and keep
+(downscaled to at most 896x896 pixels' worth, see training/loop.py), append it to `metrics.jsonl`, and keep
 the best step as `checkpoints/best.pt` and `best.png` (full size). The loop hands over the translation
 it already made for the preview (never a second one). SIFID joins the figures where the FID Inception
 network is installed (at 256 px short side, so its cost does not grow with the image; TARGET's
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import save_best_checkpoint
+from .training.checkpoint import save_best_checkpoint
 from .config import TrainConfig
 from .data.images import atomic_write, save_image
 from .errors import UserError

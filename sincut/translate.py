@@ -30,12 +30,12 @@ from torch import Tensor
 
 from .budget import (ONNX_COST_FACTOR, PassCost, batch_for_budget, budget_error, default_budget, measure_cost,
                      tile_for_cost)
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .training.checkpoint import load_checkpoint, resolve_checkpoint
 from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, DecodedImage, read_image, rgb_to_tensor, save_image, to_uint8_
 from .errors import UserError
 from .nets import Generator, build_generator
-from .official import is_official, load_official_generator
+from .training.official import is_official, load_official_generator
 from .tiles import CONTEXT, Span, min_tile, plan_spans
 
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sincut.cli import main
 from sincut.config import make_config
 from sincut.nets import Generator
-from sincut.train import calibration_steps, ema_beta, steps_for_budget
+from sincut.training.schedule import calibration_steps, ema_beta, steps_for_budget
 
 
 def run(*args: str):
