@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from sincut.colour import pitie_transfer, reinhard_transfer  # noqa: E402
+from sincut.nets.colour import pitie_transfer, reinhard_transfer  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
 from sincut.data.images import load_image, save_image  # noqa: E402
 from sincut.inception import load_inception  # noqa: E402

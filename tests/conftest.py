@@ -85,7 +85,7 @@ def coloured_model(tiny_model: Path, tmp_path_factory) -> Path:
     noise shows in the translation (three quick-recipe steps would leave G's change and noise near zero;
     tests/test_recipe.py trains such a run through the CLI)."""
     from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-    from sincut.colour import fit_colour_transfer
+    from sincut.nets.colour import fit_colour_transfer
     from sincut.config import TrainConfig
     from sincut.data.images import load_image
     from sincut.nets import build_generator

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..colour import fit_colour_transfer
+from ..nets.colour import fit_colour_transfer
 from ..config import DATASET_PRESETS, TrainConfig
 from ..data.folders import FolderPairs
 from ..data.images import fit_within, load_image_compact
 from ..data.patches import SingleImagePair
 from ..errors import TrainingFailed, UserError
 from ..interrupt import kill_point
-from ..losses import Forward, Objective
+from ..objective import Forward, Objective
 from ..nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from ..progress import SilentProgress, TrainingProgress
 from ..translate import Translator, cpu_has_bf16_kernels, translate_tensor
