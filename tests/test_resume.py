@@ -182,7 +182,7 @@ def test_non_finite_loss_stops_with_the_loss_and_step(tiny_pair, tmp_path: Path,
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_pair, tmp_path: Path, monkeypatch):
-    import sincut.checkpoint as ckpt
+    import sincut.training.checkpoint as ckpt
 
     real_save = torch.save
     saves = {"n": 0}
