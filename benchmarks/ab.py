@@ -27,7 +27,7 @@ from run import inputs_for, sync  # noqa: E402
 from sincut.config import make_config  # noqa: E402
 from sincut.training.trainer import Trainer, make_data  # noqa: E402
 from sincut.training.schedule import with_concrete_steps  # noqa: E402
-from sincut.translate import pick_device  # noqa: E402
+from sincut.inference.device import pick_device  # noqa: E402
 
 
 def with_layout(layout: torch.memory_format):

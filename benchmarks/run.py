@@ -78,7 +78,7 @@ if __name__ == "__main__" and official_home_from_argv(sys.argv) is not None:
 
 import torch  # noqa: E402
 
-from sincut.translate import pick_device  # noqa: E402
+from sincut.inference.device import pick_device  # noqa: E402
 
 # (timed steps, warm-up steps) for each side
 FULL_STEPS, QUICK_STEPS = (5, 2), (3, 1)

@@ -589,7 +589,7 @@ def evaluate_files(pairs: Sequence[tuple[Path, Path]], targets: Sequence[Path]) 
 
 def match_pairs(output: str | os.PathLike, source: str | os.PathLike) -> list[tuple[Path, Path]]:
     """OUTPUT and SOURCE as files, or folders matched by relative path without the suffix."""
-    from .translate import expand_inputs
+    from .inference.files import expand_inputs
 
     out, src = Path(output), Path(source)
     for p in (out, src):

@@ -232,7 +232,8 @@ def test_eval_folders_give_fid_and_kid_on_the_pool_features(network, small_pair,
 
 def test_training_logs_sifid_and_selects_best_by_it(network, small_pair, tmp_path):
     from sincut.data.images import load_image
-    from sincut.translate import load_generator, translate_tensor
+    from sincut.inference.model import load_generator
+    from sincut.inference.translator import translate_tensor
 
     from .conftest import TINY_TRAIN
 

@@ -18,9 +18,9 @@ import sincut.training.trainer as trainer_module
 from sincut.cli import main
 from sincut.data.images import atomic_write, save_image
 from sincut.data.patches import PatchSampler
-from sincut.budget import measure_cost
+from sincut.inference.budget import measure_cost
 from sincut.nets import Generator
-from sincut.tiles import MIN_TILE
+from sincut.inference.tiles import MIN_TILE
 
 from .conftest import SAMPLES, TINY_TRAIN
 

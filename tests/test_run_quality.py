@@ -18,7 +18,8 @@ from PIL import Image
 from sincut import metrics as M
 from sincut.cli import main
 from sincut.data.images import load_image
-from sincut.translate import load_generator, translate_tensor
+from sincut.inference.model import load_generator
+from sincut.inference.translator import translate_tensor
 
 from .conftest import SAMPLES, TINY_TRAIN
 

@@ -26,7 +26,7 @@ from ..interrupt import StopRequest
 from ..monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
 from ..report import save_inputs, write_report
-from ..tiles import DEFAULT_TILE
+from ..inference.tiles import DEFAULT_TILE
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
 from .distributed import init_from_env, shutdown, unwrap
 from .run_dir import read_json, truncate_log, prepare_run_dir, write_preview

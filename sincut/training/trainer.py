@@ -25,7 +25,8 @@ from ..interrupt import kill_point
 from ..objective import Forward, Objective
 from ..nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from ..progress import SilentProgress, TrainingProgress
-from ..translate import Translator, cpu_has_bf16_kernels, translate_tensor
+from ..inference.translator import Translator, translate_tensor
+from ..inference.device import cpu_has_bf16_kernels
 from .distributed import World, unwrap, wrap
 from .run_dir import capture_rng, restore_rng
 from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor, update_average
