@@ -90,7 +90,7 @@ class RunFiles:
 
 # ---------------------------------------------------------------- drawing
 
-def _font(size: int) -> ImageFont.ImageFont:
+def chart_font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -111,7 +111,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> l
     return ticks
 
 
-def _tick_label(v: float) -> str:
+def tick_label(v: float) -> str:
     if v == int(v) and abs(v) < 1e12:
         return f"{int(v):,}"
     return f"{v:.6g}"
@@ -133,7 +133,7 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, siz
     w, h = size[0] * k, size[1] * k
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    f_title, f_text = _font(15 * k), _font(12 * k)
+    f_title, f_text = chart_font(15 * k), chart_font(12 * k)
     left, right, top, bottom = 70 * k, 30 * k, 34 * k, 48 * k
     x0, y0, x1, y1 = left, top, w - right, h - bottom
     d.text((w // 2, 8 * k), title, fill="black", font=f_title, anchor="mt")
@@ -158,12 +158,12 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, siz
     for t in nice_ticks(ylo, yhi):
         _, yy = px(xlo, t)
         d.line([(x0, yy), (x1, yy)], fill="#e6e6e6", width=k)
-        d.text((x0 - 6 * k, yy), _tick_label(t), fill="black", font=f_text, anchor="rm")
+        d.text((x0 - 6 * k, yy), tick_label(t), fill="black", font=f_text, anchor="rm")
     for t in nice_ticks(xlo, xhi, integer=True):
         xx, _ = px(t, ylo)
         d.line([(xx, y0), (xx, y1)], fill="#e6e6e6", width=k)
         d.line([(xx, y1), (xx, y1 + 5 * k)], fill="black", width=k)
-        d.text((xx, y1 + 7 * k), _tick_label(t), fill="black", font=f_text, anchor="mt")
+        d.text((xx, y1 + 7 * k), tick_label(t), fill="black", font=f_text, anchor="mt")
     d.rectangle([x0, y0, x1, y1], outline="black", width=k)
     d.text(((x0 + x1) // 2, h - 6 * k), x_label, fill="black", font=f_text, anchor="md")
     label = Image.new("RGBA", (int(d.textlength(y_label, font=f_text)) + 4, 16 * k), (255, 255, 255, 0))
@@ -223,7 +223,7 @@ def _captioned(img: Image.Image, caption: str, height: int) -> Image.Image:
     tile = _fit_height(img, height)
     out = Image.new("RGB", (max(tile.width, 60), height + 22), "white")
     out.paste(tile, (0, 0))
-    ImageDraw.Draw(out).text((out.width // 2, height + 4), caption, fill="black", font=_font(13), anchor="mt")
+    ImageDraw.Draw(out).text((out.width // 2, height + 4), caption, fill="black", font=chart_font(13), anchor="mt")
     return out
 
 
@@ -405,7 +405,7 @@ def summary_image(files: RunFiles, losses: Image.Image, metrics: Image.Image) ->
     width = max(losses.width, metrics.width)
     blocks: list[Image.Image] = []
     head = Image.new("RGB", (width, 40), "white")
-    ImageDraw.Draw(head).text((12, 20), _headline(files), fill="black", font=_font(18), anchor="lm")
+    ImageDraw.Draw(head).text((12, 20), _headline(files), fill="black", font=chart_font(18), anchor="lm")
     blocks.append(head)
     shown = _result_images(files)
     if shown:  # as tall as fits the width (at most 300 px), so captions keep their size

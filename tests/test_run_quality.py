@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sincut import metrics as M
+from sincut.metrics import evaluate, evaluate_files
 from sincut.cli import main
 from sincut.data.images import load_image
 from sincut.inference.model import load_generator
@@ -78,7 +78,7 @@ def test_logged_figures_are_those_of_the_final_translation(evaluated_run: Path, 
     G, config, step = load_generator(evaluated_run, torch.device("cpu"), "latest")
     assert step == 3
     translated = translate_tensor(G, load_image(src), seed=config.seed)
-    expected = M.evaluate(translated, load_image(tgt), load_image(src)).to_dict()
+    expected = evaluate(translated, load_image(tgt), load_image(src)).to_dict()
     logged = records(evaluated_run)[-1]
     for key in ("style_distance", "style_levels", "texture_distance", "ssim", "edge_correlation"):
         assert logged[key] == expected[key], key
@@ -225,7 +225,7 @@ def test_eval_table_matches_the_library(evaluated_run: Path, pair_files):
     src, tgt = pair_files
     result = run("eval", evaluated_run / "result.png", "--style", tgt, "--content", src)
     assert result.exit_code == 0, result.output
-    q = M.evaluate_files([(evaluated_run / "result.png", src)], [tgt])
+    q = evaluate_files([(evaluated_run / "result.png", src)], [tgt])
     for label, value in (("style distance (mean)", q.style_distance), ("SSIM", q.ssim),
                          ("edge correlation", q.edge_correlation), ("texture distance", q.texture_distance)):
         line = next(line for line in result.stdout.splitlines() if label in line)
