@@ -54,9 +54,13 @@ from PIL import Image, ImageDraw  # noqa: E402
 from sincut.nets.colour import pitie_transfer, reinhard_transfer  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
 from sincut.data.images import load_image, save_image  # noqa: E402
-from sincut.inception import load_inception  # noqa: E402
-from sincut.metrics import SifidReference, content_scores, style_distance, texture_distance  # noqa: E402
-from sincut.report import PALETTE, chart_font, tick_label, nice_ticks, read_jsonl  # noqa: E402
+from sincut.evaluation.inception import load_inception  # noqa: E402
+from sincut.evaluation.inception_metrics import SifidReference  # noqa: E402
+from sincut.evaluation.content import content_scores  # noqa: E402
+from sincut.evaluation.style import style_distance  # noqa: E402
+from sincut.evaluation.texture import texture_distance  # noqa: E402
+from sincut.evaluation.report import PALETTE, chart_font, nice_ticks, tick_label  # noqa: E402
+from sincut.training.run_dir import read_jsonl  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared" / "data"

@@ -533,8 +533,8 @@ def evaluate(output: Path, target: Path, source: Path, inception_path: Path | No
     """
     import json
 
-    from .inception import INSTALL_HINT, load_inception
-    from .metrics import evaluate_files, fid_kid_files, match_pairs, sifid_files
+    from .evaluation.inception import INSTALL_HINT, load_inception
+    from .evaluation.files import evaluate_files, fid_kid_files, match_pairs, sifid_files
     from .inference.files import expand_inputs
 
     pairs = match_pairs(output, source)
@@ -593,7 +593,7 @@ def report(run: Path) -> None:
 
     Training writes them at its end; this rebuilds them (also while a run is still training).
     """
-    from .report import write_report
+    from .evaluation.report import write_report
 
     html_path, png_path = write_report(run)
     click.echo(f"Wrote {html_path} and {png_path}.", err=True)

@@ -13,8 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sincut.metrics import SifidReference, fid_kid_files, frechet_distance, frechet_distance_of_samples, gaussian_fit, kernel_inception_distance, mmd_unbiased, polynomial_kernel, sifid, sifid_files
-from sincut.inception import SIFID_CHANNELS, load_inception
+from sincut.evaluation.inception_metrics import (SifidReference, frechet_distance, frechet_distance_of_samples,
+                                                 gaussian_fit, kernel_inception_distance, mmd_unbiased,
+                                                 polynomial_kernel, sifid)
+from sincut.evaluation.files import fid_kid_files, sifid_files
+from sincut.evaluation.inception import SIFID_CHANNELS, load_inception
 
 from .conftest import SAMPLES
 

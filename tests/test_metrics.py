@@ -10,7 +10,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sincut.metrics import StyleReference, content_scores, edge_correlation, evaluate, evaluate_files, laplacian_pyramid, luminance, patch_descriptors, pyramid_levels, random_projections, selection_key, sliced_wasserstein, ssim, style_distance, to_unit_range
+from sincut.evaluation.quality import StyleReference, evaluate
+from sincut.evaluation.content import content_scores, edge_correlation, luminance, ssim
+from sincut.evaluation.files import evaluate_files
+from sincut.evaluation.style import laplacian_pyramid, patch_descriptors, pyramid_levels, style_distance
+from sincut.evaluation.swd import random_projections, sliced_wasserstein, to_unit_range
+from sincut.evaluation.selection import selection_key
 from sincut.errors import UserError
 from sincut.data.images import load_image
 

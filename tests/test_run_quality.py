@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sincut.metrics import evaluate, evaluate_files
+from sincut.evaluation.quality import evaluate
+from sincut.evaluation.files import evaluate_files
 from sincut.cli import main
 from sincut.data.images import load_image
 from sincut.inference.model import load_generator
@@ -268,7 +269,7 @@ def test_eval_errors_are_one_line(pair_files, tmp_path: Path):
 
 def test_report_of_a_long_run_in_progress(tmp_path: Path):
     """Written from files alone, mid-run (no result.png yet): 8 evenly spread previews, the latest sheet."""
-    from sincut.report import nice_ticks, write_report
+    from sincut.evaluation.report import nice_ticks, write_report
 
     run_dir = tmp_path / "long"
     (run_dir / "previews").mkdir(parents=True)

@@ -14,7 +14,11 @@ import pytest
 import torch
 from kornia.filters import gaussian_blur2d
 
-from sincut.metrics import StyleReference, TEXTURE_PROJECTIONS, TEXTURE_SAMPLES, evaluate, evaluate_files, random_projections, texture_distance, texture_distance_of, texture_map, texture_patches, texture_positions
+from sincut.evaluation.quality import StyleReference, evaluate
+from sincut.evaluation.texture import (TEXTURE_PROJECTIONS, TEXTURE_SAMPLES, texture_distance, texture_distance_of,
+                                       texture_map, texture_patches, texture_positions)
+from sincut.evaluation.files import evaluate_files
+from sincut.evaluation.swd import random_projections
 from sincut.data.images import load_image
 
 from .conftest import SAMPLES, SHARED

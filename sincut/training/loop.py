@@ -23,13 +23,12 @@ from ..data.folders import FolderPairs
 from ..data.images import atomic_write, fit_within, save_image, tensor_to_rgb
 from ..errors import TrainingFailed, TrainingStopped, UserError
 from ..interrupt import StopRequest
-from ..monitor import RunMonitor, check_selection_possible
+from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
-from ..report import save_inputs, write_report
 from ..inference.tiles import DEFAULT_TILE
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
 from .distributed import init_from_env, shutdown, unwrap
-from .run_dir import read_json, truncate_log, prepare_run_dir, write_preview
+from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
 from .schedule import UNSIZED_STEPS, calibration_steps, fixed_size_from_epoch, steps_for_budget, with_concrete_steps
 from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line
 
@@ -279,7 +278,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         result = save_image(translated, run / "result.png")
     else:
         result = save_image(Image.fromarray(full_translation(config.steps), "RGB"), run / "result.png")
-    write_report(run)
+    monitor.write_report()
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
     return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)

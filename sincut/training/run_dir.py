@@ -1,5 +1,5 @@
-"""A run directory's files that the loop writes besides checkpoints: the folder itself, JSON, previews,
-the log's truncation on resume, and the RNG states a checkpoint carries so a resumed CPU run repeats exactly.
+"""A run directory's files besides checkpoints: the folder itself, JSON, previews, the training pair, the
+JSON-lines logs and their truncation on resume, and the RNG states a checkpoint carries so a resumed CPU run repeats exactly.
 """
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..data.images import atomic_write, save_image, side_by_side
 from ..errors import UserError
 
 
 PREVIEW_HEIGHT = 384
+SOURCE_IMAGE, TARGET_IMAGE = "source.png", "target.png"  # the training pair as the report shows it
 
 
 def capture_rng(sampler_rng: torch.Generator) -> dict:
@@ -81,3 +83,22 @@ def truncate_log(path: Path, last_step: int) -> None:
     kept = [line for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= last_step]
     atomic_write(path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
+
+
+def save_inputs(run: Path, source: Tensor, target: Tensor) -> None:
+    """Keep the training pair inside the run folder, so its report and `sincut eval` need nothing else."""
+    save_image(source, run / SOURCE_IMAGE)
+    save_image(target, run / TARGET_IMAGE)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Complete JSON lines of a log; a torn last line (the run is still writing) is skipped."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -18,39 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor
 
-from .data.images import atomic_write, save_image
-from .errors import UserError
+from ..data.images import atomic_write, save_image
+from ..errors import UserError
+from ..training.run_dir import SOURCE_IMAGE, TARGET_IMAGE, read_jsonl
 
 REPORT_HTML, REPORT_PNG = "report.html", "report.png"
-SOURCE_IMAGE, TARGET_IMAGE = "source.png", "target.png"
 HISTORY_TILES = 8       # previews shown in the history strip, spread over the run
 THUMB_HEIGHT = 320      # px of the embedded source / translation / target images
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 _STEP_PREVIEW = re.compile(r"^step_(\d+)\.png$")
 
 
-def save_inputs(run: Path, source: Tensor, target: Tensor) -> None:
-    """Keep the training pair inside the run folder, so its report and `sincut eval` need nothing else."""
-    save_image(source, run / SOURCE_IMAGE)
-    save_image(target, run / TARGET_IMAGE)
-
-
 # ---------------------------------------------------------------- reading a run
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Complete JSON lines of a log; a torn last line (the run is still writing) is skipped."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
 
 @dataclass
 class RunFiles:
