@@ -59,7 +59,7 @@ from sincut.evaluation.inception_metrics import SifidReference  # noqa: E402
 from sincut.evaluation.content import content_scores  # noqa: E402
 from sincut.evaluation.style import style_distance  # noqa: E402
 from sincut.evaluation.texture import texture_distance  # noqa: E402
-from sincut.evaluation.report import PALETTE, chart_font, nice_ticks, tick_label  # noqa: E402
+from sincut.evaluation.charts import PALETTE, chart_font, nice_ticks, tick_label  # noqa: E402
 from sincut.training.run_dir import read_jsonl  # noqa: E402
 
 SAMPLES = ROOT / "samples"

@@ -269,7 +269,8 @@ def test_eval_errors_are_one_line(pair_files, tmp_path: Path):
 
 def test_report_of_a_long_run_in_progress(tmp_path: Path):
     """Written from files alone, mid-run (no result.png yet): 8 evenly spread previews, the latest sheet."""
-    from sincut.evaluation.report import nice_ticks, write_report
+    from sincut.evaluation.charts import nice_ticks
+    from sincut.evaluation.report import write_report
 
     run_dir = tmp_path / "long"
     (run_dir / "previews").mkdir(parents=True)
