@@ -43,7 +43,7 @@ def with_layout(layout: torch.memory_format):
 
 def with_passes(separate: bool):
     """A variant: G, its encoder and D run over source and target (fakes and reals) in separate passes
-    or in one batch (sincut.losses.Objective.separate_passes), whatever the default."""
+    or in one batch (sincut.objective.Objective.separate_passes), whatever the default."""
     def convert(trainer: Trainer) -> Trainer:
         trainer.objective.separate_passes = separate
         return trainer

@@ -11,7 +11,7 @@ Each recipe trains on each photo/painting pair with each seed through the real C
 translation about once a minute into its metrics.jsonl: SIFID and texture distance to the painting,
 SSIM and edge correlation to the photo, style distance. Beside the recipes, three baselines per pair
 are scored the same way: the untouched photo, Reinhard's colour transfer (mean and std in l-alpha-beta)
-and Pitie's iterative distribution transfer (sincut/colour.py). A recipe is judged against the better
+and Pitie's iterative distribution transfer (sincut/nets/colour.py). A recipe is judged against the better
 of the two transfers: "SIFID / best transfer" below 1 means it moved further toward the painting's
 look than a colour transfer does. Writes to --out:
 
@@ -87,9 +87,9 @@ FIGURES = [("sifid", "SIFID to the painting (lower)"), ("texture_distance", "tex
            ("ssim", "SSIM to the photo (higher)"), ("edge_correlation", "edge correlation to the photo (higher)")]
 RATIO = "sifid_vs_best_transfer"
 DEFINITIONS = {
-    "sifid": "single-image FID to the painting, Inception Conv2d_4a, 256 px short side (sincut/metrics.py)",
+    "sifid": "single-image FID to the painting, Inception Conv2d_4a, 256 px short side (sincut/evaluation/inception_metrics.py)",
     "texture_distance": "sliced Wasserstein distance of 7x7 patches of the high-passed luminance (minus its "
-                        "sigma-2 blur, over its own std), both images at 512 px short side (sincut/metrics.py)",
+                        "sigma-2 blur, over its own std), both images at 512 px short side (sincut/evaluation/texture.py)",
     "ssim": "SSIM of the luminance to the photo", "edge_correlation": "Pearson correlation of Sobel magnitudes",
     "style_distance": "multi-scale SWD of 7x7 RGB patches to the painting",
     RATIO: "the run's SIFID over the lower SIFID of the Reinhard and Pitie transfers (below 1: beats both)",

@@ -1,4 +1,4 @@
-"""Closed-form colour transfers (sincut/colour.py) checked against their definitions."""
+"""Closed-form colour transfers (sincut/nets/colour.py) checked against their definitions."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor,
 
 
 # Memory budget of the full-size translations (result.png, best.png) of a SOURCE larger than the
-# evaluation size: the same rule as `sincut translate --max-memory` (budget.py), with a smaller fixed
+# evaluation size: the same rule as `sincut translate --max-memory` (inference/budget.py), with a smaller fixed
 # budget than the translate command's default because training holds the patch sampler, the networks
 # and their optimisers beside it. 0.6 GiB is the peak measured for the former fixed 640 px tile, which kept
 # training on a 6000x4000 photo under 3 GiB; the default generator (1138 bytes per pixel measured) gets its largest
