@@ -154,6 +154,44 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]
     return losses
 
 
+@dataclass
+class MinutesSizer:
+    """--minutes: the run starts with an open step count (UNSIZED_STEPS, the lr constant); after the
+    untrained model's timed evaluation and calibration_steps() timed steps, `size` fixes the total
+    that fits the budget, once, before any checkpoint."""
+
+    minutes: float
+    start: int  # the first step of this session
+    started: float  # time.perf_counter() when the budget began
+    seconds_per_eval: float = 0.0  # what one evaluation costs on this machine
+    sized: bool = False
+
+    def due(self, done: int, config: TrainConfig, checkpointing: bool) -> bool:
+        return not self.sized and (done == self.start + 1 + calibration_steps(config) or checkpointing)
+
+    def size(self, done: int, timed_from: float, trainer: Trainer, monitor: RunMonitor, run: Path,
+             progress: TrainingProgress) -> TrainConfig:
+        """Fix the total steps from the sustained step time since `timed_from`; one preview and
+        evaluation per minute of the budget. The sized config goes to the trainer, the monitor, the
+        folder stream and config.json, and is returned."""
+        per_step = (time.perf_counter() - timed_from) / max(1, done - self.start - 1)
+        left = self.minutes * 60 - (time.perf_counter() - self.started)
+        evaluations = max(1, round(self.minutes))
+        total = steps_for_budget(done, left, per_step, self.seconds_per_eval, evaluations)
+        every = max(1, (total - done) // evaluations)
+        config = with_concrete_steps(dataclasses.replace(trainer.config, steps=total, preview_every=every,
+                                                         eval_every=0), trainer.data)
+        trainer.config = monitor.config = config
+        if isinstance(trainer.data, FolderPairs):
+            trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
+        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        progress.start(total, done)
+        progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
+                      f"a preview and evaluation every {every:,}")
+        self.sized = True
+        return config
+
+
 def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
          started: float | None = None) -> TrainResult:
     """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop.
@@ -166,15 +204,15 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     main = trainer.world.is_main
     t_start = time.perf_counter()
     started = t_start if started is None else started
-    sizing = config.steps is None
-    if sizing:
+    sizer = MinutesSizer(config.minutes, start, started) if config.steps is None else None
+    if sizer is not None:
         if trainer.world.active:
             raise UserError("--minutes sizes a run from one process's timing; under torchrun give --steps")
         trainer.config = config = dataclasses.replace(config, steps=UNSIZED_STEPS)
     what = f"resuming at step {start}" if start else "training"
     processes = f" x {trainer.world.size} processes" if trainer.world.active else ""
     device = next(unwrap(trainer.G).parameters()).device
-    length = f"{config.minutes:g} minutes" if sizing else f"{config.steps:,} steps"
+    length = f"{config.minutes:g} minutes" if sizer is not None else f"{config.steps:,} steps"
     progress.note(f"sincut {what}: preset {config.preset}, {length}, batch {config.batch_size}{processes}"
                   f" x {config.crop_size} px, on {device.type}; run directory {run}")
     full_source, full_target = trainer.data.preview_images()
@@ -201,33 +239,12 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
         return write_preview(run / "latest.png", source, translated, target)
 
-    def size_run(done: int, timed_from: float) -> None:
-        """--minutes: fix the total steps from the sustained step time so far; one preview and
-        evaluation per minute of the budget."""
-        nonlocal config, sizing
-        per_step = (time.perf_counter() - timed_from) / max(1, done - start - 1)
-        left = config.minutes * 60 - (time.perf_counter() - started)
-        evaluations = max(1, round(config.minutes))
-        total = steps_for_budget(done, left, per_step, seconds_per_eval, evaluations)
-        every = max(1, (total - done) // evaluations)
-        config = with_concrete_steps(dataclasses.replace(config, steps=total, preview_every=every, eval_every=0),
-                                     trainer.data)
-        trainer.config = monitor.config = config
-        if isinstance(trainer.data, FolderPairs):
-            trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
-        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-        progress.start(total, done)
-        progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
-                      f"a preview and evaluation every {every:,}")
-        sizing = False
-
     losses: dict[str, float] = {}
-    progress.start(None if sizing else config.steps, start)
-    seconds_per_eval = 0.0
-    if sizing:  # the starting point, and what one evaluation costs on this machine
+    progress.start(None if sizer is not None else config.steps, start)
+    if sizer is not None:  # the starting point, and what one evaluation costs on this machine
         t0 = time.perf_counter()
         monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
-        seconds_per_eval = time.perf_counter() - t0
+        sizer.seconds_per_eval = time.perf_counter() - t0
     log_path = run / "log.jsonl" if main else Path(os.devnull)
     timed_from = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
@@ -240,8 +257,9 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                 if done == start + 1:
                     timed_from = time.perf_counter()  # the first step pays one-off costs
                 checkpointing = done % config.checkpoint_every == 0 or stop.requested
-                if sizing and (done == start + 1 + calibration_steps(config) or checkpointing):
-                    size_run(done, timed_from)  # before any checkpoint, which must hold the real total
+                if sizer is not None and sizer.due(done, config, checkpointing):
+                    # before any checkpoint, which must hold the real total
+                    config = sizer.size(done, timed_from, trainer, monitor, run, progress)
                     checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 logging = done % config.log_every == 0 or done == config.steps or step == start
                 if logging or checkpointing:  # the only host-device syncs of a step
