@@ -1,5 +1,4 @@
-"""`sincut eval`: the quality figures of image files on disk (translations matched to their sources by name).
-"""
+"""`sincut eval`: the quality figures of image files on disk (translations matched to their sources by name)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The best-checkpoint rule: which evaluation of a run is its best (--select-by, --select-min-ssim).
-"""
+"""The best-checkpoint rule: which evaluation of a run is its best (--select-by, --select-min-ssim)."""
 
 from __future__ import annotations
 

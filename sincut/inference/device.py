@@ -1,5 +1,4 @@
-"""Which device inference (and training) runs on, and whether this CPU has fast bfloat16 kernels.
-"""
+"""Which device inference (and training) runs on, and whether this CPU has fast bfloat16 kernels."""
 
 from __future__ import annotations
 

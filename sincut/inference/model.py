@@ -1,5 +1,4 @@
-"""A trained generator from a checkpoint, a run directory (best.pt or the latest) or the paper's checkpoints.
-"""
+"""A trained generator from a checkpoint, a run directory (best.pt or the latest) or the paper's checkpoints."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""`sincut translate --engine onnxruntime`: the exported, noise-free generator run by onnxruntime on the CPU.
-"""
+"""`sincut translate --engine onnxruntime`: the exported, noise-free generator run by onnxruntime on the CPU."""
 
 from __future__ import annotations
 
