@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import inputs_for, sync  # noqa: E402
 from sincut.config import make_config  # noqa: E402
-from sincut.train import Trainer, make_data, with_concrete_steps  # noqa: E402
-from sincut.translate import pick_device  # noqa: E402
+from sincut.training.trainer import Trainer, make_data  # noqa: E402
+from sincut.training.schedule import with_concrete_steps  # noqa: E402
+from sincut.inference.device import pick_device  # noqa: E402
 
 
 def with_layout(layout: torch.memory_format):
@@ -42,7 +43,7 @@ def with_layout(layout: torch.memory_format):
 
 def with_passes(separate: bool):
     """A variant: G, its encoder and D run over source and target (fakes and reals) in separate passes
-    or in one batch (sincut.losses.Objective.separate_passes), whatever the default."""
+    or in one batch (sincut.objective.Objective.separate_passes), whatever the default."""
     def convert(trainer: Trainer) -> Trainer:
         trainer.objective.separate_passes = separate
         return trainer

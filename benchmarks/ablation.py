@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import PAIRS, photo_baseline, select_pairs  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
-from sincut.report import read_jsonl  # noqa: E402
+from sincut.training.run_dir import read_jsonl  # noqa: E402
 
 
 def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],

@@ -11,7 +11,7 @@ import statistics, sys, time, torch
 sys.path.insert(0, ".")
 from benchmarks.run import image_pair
 from sincut.config import make_config
-from sincut.train import Trainer, make_data
+from sincut.training.trainer import Trainer, make_data
 dev = torch.device("cuda")
 torch.backends.cudnn.benchmark = True
 torch.backends.cuda.matmul.allow_tf32 = True

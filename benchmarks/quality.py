@@ -11,7 +11,7 @@ Each recipe trains on each photo/painting pair with each seed through the real C
 translation about once a minute into its metrics.jsonl: SIFID and texture distance to the painting,
 SSIM and edge correlation to the photo, style distance. Beside the recipes, three baselines per pair
 are scored the same way: the untouched photo, Reinhard's colour transfer (mean and std in l-alpha-beta)
-and Pitie's iterative distribution transfer (sincut/colour.py). A recipe is judged against the better
+and Pitie's iterative distribution transfer (sincut/nets/colour.py). A recipe is judged against the better
 of the two transfers: "SIFID / best transfer" below 1 means it moved further toward the painting's
 look than a colour transfer does. Writes to --out:
 
@@ -51,12 +51,16 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from sincut.colour import pitie_transfer, reinhard_transfer  # noqa: E402
+from sincut.nets.colour import pitie_transfer, reinhard_transfer  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
 from sincut.data.images import load_image, save_image  # noqa: E402
-from sincut.inception import load_inception  # noqa: E402
-from sincut.metrics import SifidReference, content_scores, style_distance, texture_distance  # noqa: E402
-from sincut.report import PALETTE, _font, _tick_label, nice_ticks, read_jsonl  # noqa: E402
+from sincut.evaluation.inception import load_inception  # noqa: E402
+from sincut.evaluation.inception_metrics import SifidReference  # noqa: E402
+from sincut.evaluation.content import content_scores  # noqa: E402
+from sincut.evaluation.style import style_distance  # noqa: E402
+from sincut.evaluation.texture import texture_distance  # noqa: E402
+from sincut.evaluation.charts import PALETTE, chart_font, nice_ticks, tick_label  # noqa: E402
+from sincut.training.run_dir import read_jsonl  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 SHARED = ROOT.parent / "shared" / "data"
@@ -83,9 +87,9 @@ FIGURES = [("sifid", "SIFID to the painting (lower)"), ("texture_distance", "tex
            ("ssim", "SSIM to the photo (higher)"), ("edge_correlation", "edge correlation to the photo (higher)")]
 RATIO = "sifid_vs_best_transfer"
 DEFINITIONS = {
-    "sifid": "single-image FID to the painting, Inception Conv2d_4a, 256 px short side (sincut/metrics.py)",
+    "sifid": "single-image FID to the painting, Inception Conv2d_4a, 256 px short side (sincut/evaluation/inception_metrics.py)",
     "texture_distance": "sliced Wasserstein distance of 7x7 patches of the high-passed luminance (minus its "
-                        "sigma-2 blur, over its own std), both images at 512 px short side (sincut/metrics.py)",
+                        "sigma-2 blur, over its own std), both images at 512 px short side (sincut/evaluation/texture.py)",
     "ssim": "SSIM of the luminance to the photo", "edge_correlation": "Pearson correlation of Sobel magnitudes",
     "style_distance": "multi-scale SWD of 7x7 RGB patches to the painting",
     RATIO: "the run's SIFID over the lower SIFID of the Reinhard and Pitie transfers (below 1: beats both)",
@@ -357,7 +361,7 @@ def band_chart(title: str, bands: list[Band], hlines: list[tuple[float, str, str
     w, h = size[0] * k, size[1] * k
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
-    f_title, f_text = _font(14 * k), _font(11 * k)
+    f_title, f_text = chart_font(14 * k), chart_font(11 * k)
     x0, y0, x1, y1 = 52 * k, 28 * k, w - legend_width * k, h - 34 * k
     d.text(((x0 + x1) // 2, 7 * k), title, fill="black", font=f_title, anchor="mt")
     xs_all = [x for b in bands for x in b.xs] or [0.0, 1.0]
@@ -377,11 +381,11 @@ def band_chart(title: str, bands: list[Band], hlines: list[tuple[float, str, str
     for t in nice_ticks(ylo, yhi, count=4):
         _, yy = px(xlo, t)
         d.line([(x0, yy), (x1, yy)], fill="#e6e6e6", width=k)
-        d.text((x0 - 5 * k, yy), _tick_label(t), fill="black", font=f_text, anchor="rm")
+        d.text((x0 - 5 * k, yy), tick_label(t), fill="black", font=f_text, anchor="rm")
     for t in nice_ticks(xlo, xhi, count=5):
         xx, _ = px(t, ylo)
         d.line([(xx, y0), (xx, y1)], fill="#e6e6e6", width=k)
-        d.text((xx, y1 + 5 * k), _tick_label(t), fill="black", font=f_text, anchor="mt")
+        d.text((xx, y1 + 5 * k), tick_label(t), fill="black", font=f_text, anchor="mt")
     d.text(((x0 + x1) // 2, h - 4 * k), "minutes of wall clock", fill="black", font=f_text, anchor="md")
     overlay = Image.new("RGBA", img.size, (255, 255, 255, 0))
     od = ImageDraw.Draw(overlay)
@@ -445,7 +449,7 @@ def plot(results: dict) -> Image.Image:
         draw = ImageDraw.Draw(row)
         draw.line([(0, 2), (width, 2)], fill="#999999", width=1)
         draw.text((8, 6), f"{pair}  (dashed: baselines; lines: recipes' median over seeds, band: min-max)",
-                  fill="black", font=_font(16))
+                  fill="black", font=chart_font(16))
         for j, p in enumerate(panels):
             row.paste(p, (j * panel[0], 26))
         rows.append(row)
@@ -475,7 +479,7 @@ def translation_tiles(run: Path, evaluations: list[dict]) -> list[tuple[str, Ima
 def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image.Image:
     """Per recipe x pair (first seed): photo, Reinhard, Pitie, each evaluation, painting; SIFID under each.
     `paintings` maps each pair to its painting's file (quality.json keeps only file names)."""
-    font = _font(13)
+    font = chart_font(13)
     lines = []
     for (recipe, pair), runs in groups(results).items():
         run = runs[0]
@@ -498,7 +502,7 @@ def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image
                  "  (captions: SIFID to the painting)")
         width = sum(p.width for p in pics) + 4 * (len(pics) - 1)
         line = Image.new("RGB", (max(width, 700), THUMB + 40), "white")
-        ImageDraw.Draw(line).text((2, 2), title, fill="black", font=_font(15))
+        ImageDraw.Draw(line).text((2, 2), title, fill="black", font=chart_font(15))
         x = 0
         for p in pics:
             line.paste(p, (x, 20))

@@ -78,7 +78,7 @@ if __name__ == "__main__" and official_home_from_argv(sys.argv) is not None:
 
 import torch  # noqa: E402
 
-from sincut.translate import pick_device  # noqa: E402
+from sincut.inference.device import pick_device  # noqa: E402
 
 # (timed steps, warm-up steps) for each side
 FULL_STEPS, QUICK_STEPS = (5, 2), (3, 1)
@@ -169,7 +169,8 @@ def time_ours(preset: str, device: torch.device, steps: int, warmup: int, scratc
     """Median phase times of `steps` training steps after `warmup`, one step's FLOPs, peak RSS."""
     from flop_count import CountFlops
     from sincut.config import make_config
-    from sincut.train import Trainer, make_data, with_concrete_steps
+    from sincut.training.trainer import Trainer, make_data
+    from sincut.training.schedule import with_concrete_steps
 
     config = make_config(preset)
     source, target = inputs_for(preset, scratch)

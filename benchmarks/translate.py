@@ -145,7 +145,7 @@ def main() -> None:
 
     import torch
 
-    from sincut.budget import CPU_BUDGET_CAP, format_memory, parse_memory
+    from sincut.inference.budget import CPU_BUDGET_CAP, format_memory, parse_memory
 
     try:
         budget = parse_memory(args.max_memory) if args.max_memory else None

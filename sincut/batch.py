@@ -21,12 +21,12 @@ from typing import Protocol
 import torch
 from PIL import Image, ImageOps
 
-from .checkpoint import list_checkpoints
+from .training.checkpoint import list_checkpoints
 from .config import TrainConfig
 from .data.images import IMAGE_SUFFIXES, atomic_write, save_image
 from .errors import TrainingStopped, UserError
 from .progress import TrainingProgress
-from .train import resume, train
+from .training.loop import resume, train
 
 THUMBNAIL = 256
 GAP = 4

@@ -158,7 +158,7 @@ class TrainConfig:
                                  group="bookkeeping", brief="Steps between checkpoints.")
     keep_checkpoints: int = _opt(2, "How many recent checkpoints to keep (alias --keep).", resumable=True, min=1,
                                  group="bookkeeping", brief="Recent checkpoints kept.")
-    # Quality measurement and the best checkpoint (sincut/metrics.py, sincut/monitor.py).
+    # Quality measurement and the best checkpoint (sincut/evaluation/: its figures, monitor.py).
     eval_every: int = _opt(0, "Steps between quality measurements of the translation (SOURCE at up to 0.8 MP) "
                               "(metrics.jsonl, best.pt); 0 = at every preview.", resumable=True, min=0,
                            group="bookkeeping", brief="Steps between evaluations; 0 = at previews.")

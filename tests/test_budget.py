@@ -14,13 +14,13 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sincut.budget import (GiB, MiB, PassCost, batch_for_budget, format_memory, measure_cost, parse_memory,
-                           tile_for_budget, tile_for_cost)
+from sincut.inference.budget import (GiB, MiB, PassCost, batch_for_budget, format_memory, measure_cost, parse_memory,
+                                     tile_for_budget, tile_for_cost)
 from sincut.cli import main
 from sincut.data.images import rgb_to_tensor
 from sincut.nets import Generator
-from sincut.tiles import min_tile, plan_spans
-from sincut.translate import Translator, translate_tensor
+from sincut.inference.tiles import min_tile, plan_spans
+from sincut.inference.translator import Translator, translate_tensor
 
 from .conftest import ROOT
 from .test_translate import random_generator, smooth_photo
@@ -72,7 +72,7 @@ def test_a_budget_below_the_smallest_tile_is_one_line_naming_the_minimum(tiny_mo
 
 def test_cost_is_affine_in_pixels_and_predicts_a_third_size():
     """Measured at two sizes, the cost predicts the counted peak at a third to within 1%."""
-    from sincut.budget import _peak_bytes
+    from sincut.inference.budget import _peak_bytes
 
     G = Generator().eval().requires_grad_(False)
     cost = measure_cost(G)

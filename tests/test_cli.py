@@ -257,7 +257,7 @@ def test_truncated_checkpoint(trained_run: Path, tmp_path: Path, tiny_pair):
 
 def test_bf16_fast_path_trains_on_the_cpu(tiny_pair, tmp_path: Path):
     """Where oneDNN has bf16 kernels it trains; elsewhere it is refused in one line (it would crawl)."""
-    from sincut.translate import cpu_has_bf16_kernels
+    from sincut.inference.device import cpu_has_bf16_kernels
 
     out = tmp_path / "bf16"
     if not cpu_has_bf16_kernels():

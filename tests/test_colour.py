@@ -1,4 +1,4 @@
-"""Closed-form colour transfers (sincut/colour.py) checked against their definitions."""
+"""Closed-form colour transfers (sincut/nets/colour.py) checked against their definitions."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sincut.colour import (LMS_OFFSET, RGB_TO_LMS, PitieTransfer, ReinhardTransfer, fit_colour_transfer,
-                           lab_to_rgb, make_colour_transfer, pitie_transfer, reinhard_transfer, rgb_to_lab)
+from sincut.nets.colour import (LMS_OFFSET, RGB_TO_LMS, PitieTransfer, ReinhardTransfer, fit_colour_transfer,
+                                lab_to_rgb, make_colour_transfer, pitie_transfer, reinhard_transfer, rgb_to_lab)
 from sincut.data.images import load_image
 
 from .conftest import SAMPLES

@@ -156,7 +156,7 @@ def test_two_processes_with_gloo_end_with_identical_weights(folders, tiny_pair, 
     # Each rank dumps its G as training starts and ends, so the copies can be compared bit for bit.
     script.write_text(
         "import os, sys, torch\n"
-        "import sincut.train as t\n"
+        "import sincut.training.loop as t\n"
         "orig = t._fit\n"
         "def fit(trainer, run, start, progress, *rest):\n"
         "    rank = trainer.world.rank\n"

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sincut.config import make_config
-from sincut.losses import Objective, patch_nce_loss
+from sincut.objective import Objective, patch_nce_loss
 from sincut.nets import ProjectionHead, build_discriminator, build_generator
 from sincut.nets.layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sincut.cli import main
-from sincut.tiles import MIN_TILE
+from sincut.inference.tiles import MIN_TILE
 
 from .conftest import SAMPLES
 

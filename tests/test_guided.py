@@ -10,8 +10,8 @@ from sincut.config import make_config
 from sincut.data.images import rgb_to_tensor
 from sincut.nets import Generator
 from sincut.nets.stylegan2 import GUIDE_EPS, LUMA, guided_change
-from sincut.tiles import CONTEXT
-from sincut.translate import Translator, translate_tensor
+from sincut.inference.tiles import CONTEXT
+from sincut.inference.translator import Translator, translate_tensor
 
 
 def naive_guided(luma: np.ndarray, change: np.ndarray, radius: int, eps: float, y: int, x: int) -> float:

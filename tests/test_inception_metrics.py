@@ -13,8 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sincut import metrics as M
-from sincut.inception import SIFID_CHANNELS, load_inception
+from sincut.evaluation.inception_metrics import (SifidReference, frechet_distance, frechet_distance_of_samples,
+                                                 gaussian_fit, kernel_inception_distance, mmd_unbiased,
+                                                 polynomial_kernel, sifid)
+from sincut.evaluation.files import fid_kid_files, sifid_files
+from sincut.evaluation.inception import SIFID_CHANNELS, load_inception
 
 from .conftest import SAMPLES
 
@@ -41,7 +44,7 @@ def network():
 
 def test_frechet_distance_of_1d_gaussians():
     """In 1-D, W2^2 between N(m1, s1^2) and N(m2, s2^2) is (m1 - m2)^2 + (s1 - s2)^2."""
-    d = M.frechet_distance(torch.tensor([1.5]), torch.tensor([[4.0]]), torch.tensor([-0.5]), torch.tensor([[0.25]]))
+    d = frechet_distance(torch.tensor([1.5]), torch.tensor([[4.0]]), torch.tensor([-0.5]), torch.tensor([[0.25]]))
     assert d == pytest.approx((1.5 + 0.5) ** 2 + (2.0 - 0.5) ** 2, rel=1e-12)
 
 
@@ -52,7 +55,7 @@ def test_frechet_distance_of_commuting_covariances_is_elementwise():
                                                                                         dtype=torch.float64)
     mean_a, mean_b = torch.arange(5.0, dtype=torch.float64), torch.ones(5, dtype=torch.float64)
     expected = float(((mean_a - mean_b) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum())
-    d = M.frechet_distance(mean_a, q @ torch.diag(a) @ q.T, mean_b, q @ torch.diag(b) @ q.T)
+    d = frechet_distance(mean_a, q @ torch.diag(a) @ q.T, mean_b, q @ torch.diag(b) @ q.T)
     # one eigenvalue is 0 (a singular covariance, as FID on fewer images than dimensions gets):
     # its square root of a rounding error costs about sqrt(machine epsilon), hence 1e-7
     assert d == pytest.approx(expected, rel=1e-7)
@@ -65,13 +68,13 @@ def test_frechet_distance_of_non_commuting_2x2_covariances():
     ab = a @ b
     trace_sqrt = math.sqrt(np.trace(ab) + 2 * math.sqrt(np.linalg.det(ab)))
     expected = 1.0 + np.trace(a) + np.trace(b) - 2 * trace_sqrt
-    d = M.frechet_distance(torch.tensor([1.0, 0.0]), torch.from_numpy(a), torch.zeros(2), torch.from_numpy(b))
+    d = frechet_distance(torch.tensor([1.0, 0.0]), torch.from_numpy(a), torch.zeros(2), torch.from_numpy(b))
     assert d == pytest.approx(expected, rel=1e-10)
 
 
 def test_gaussian_fit_matches_numpy():
     x = torch.randn(40, 6, generator=torch.Generator().manual_seed(2))
-    mean, cov = M.gaussian_fit(x)
+    mean, cov = gaussian_fit(x)
     np.testing.assert_allclose(mean.numpy(), x.double().numpy().mean(0), rtol=1e-12)
     np.testing.assert_allclose(cov.numpy(), np.cov(x.double().numpy(), rowvar=False), rtol=1e-10)
 
@@ -81,9 +84,9 @@ def test_frechet_distance_of_samples_in_sample_space_matches_the_covariance_form
     """Fewer samples than dimensions: the nuclear-norm route agrees with the d x d eigen route."""
     gen = torch.Generator().manual_seed(n)
     a, b = torch.randn(n, 40, generator=gen, dtype=torch.float64), torch.randn(m, 40, generator=gen) * 2 + 0.3
-    expected = M.frechet_distance(*M.gaussian_fit(a), *M.gaussian_fit(b))
-    assert M.frechet_distance_of_samples(a, b) == pytest.approx(expected, rel=1e-7)
-    assert M.frechet_distance_of_samples(a, a) < 1e-6 * expected
+    expected = frechet_distance(*gaussian_fit(a), *gaussian_fit(b))
+    assert frechet_distance_of_samples(a, b) == pytest.approx(expected, rel=1e-7)
+    assert frechet_distance_of_samples(a, a) < 1e-6 * expected
 
 
 # ---------------------------------------------------------------- KID: a hand computation
@@ -103,20 +106,20 @@ def test_kid_unbiased_estimator_matches_a_hand_computation():
     a = [[1.0, 0.0, 2.0], [0.5, -1.0, 0.0], [0.0, 0.0, 1.0]]
     b = [[2.0, 1.0, 0.0], [1.0, 1.0, 1.0], [-1.0, 0.5, 0.5], [0.0, 2.0, 0.0]]
     expected = mmd_by_loops(a, b)
-    assert M.mmd_unbiased(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected, rel=1e-12)
+    assert mmd_unbiased(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected, rel=1e-12)
     # (x.y/3 + 1)^3 worked by hand for a[0], b[1]: (3/3 + 1)^3 = 8
-    assert float(M.polynomial_kernel(torch.tensor([a[0]]), torch.tensor([b[1]]))) == 8.0
+    assert float(polynomial_kernel(torch.tensor([a[0]]), torch.tensor([b[1]]))) == 8.0
     # sets that fit in one subset: KID is that one estimate
-    assert M.kernel_inception_distance(torch.tensor(a), torch.tensor(a[:2] + b[:1])) == pytest.approx(
+    assert kernel_inception_distance(torch.tensor(a), torch.tensor(a[:2] + b[:1])) == pytest.approx(
         mmd_by_loops(a, a[:2] + b[:1]), rel=1e-12)
 
 
 def test_kid_averages_subsets_and_is_repeatable():
     gen = torch.Generator().manual_seed(3)
     a, b = torch.randn(30, 4, generator=gen), torch.randn(20, 4, generator=gen) + 1.0
-    first = M.kernel_inception_distance(a, b, subset_size=10, subsets=7)
-    assert first == M.kernel_inception_distance(a, b, subset_size=10, subsets=7)
-    same = M.kernel_inception_distance(a, a.clone(), subset_size=10, subsets=50)
+    first = kernel_inception_distance(a, b, subset_size=10, subsets=7)
+    assert first == kernel_inception_distance(a, b, subset_size=10, subsets=7)
+    same = kernel_inception_distance(a, a.clone(), subset_size=10, subsets=50)
     assert abs(same) < 0.2 * first  # unbiased: near 0 for one distribution, clearly above for shifted
 
 
@@ -132,7 +135,7 @@ def test_network_is_the_fid_inception_with_its_input_range(network):
 
 def test_sifid_of_an_image_with_itself_is_zero_and_grows_with_distortion(network):
     photo = image_tensor(PHOTO, (455, 256))
-    reference = M.SifidReference(photo, network)
+    reference = SifidReference(photo, network)
     assert reference.distance(photo) < 1e-6
     blurred = [reference.distance(kornia.filters.gaussian_blur2d(photo, (k, k), (s, s)))
                for k, s in ((5, 0.8), (9, 1.5), (17, 3.0))]
@@ -142,15 +145,15 @@ def test_sifid_of_an_image_with_itself_is_zero_and_grows_with_distortion(network
              for a in (0.03, 0.1, 0.3)]
     assert 0.1 < noisy[0] < noisy[1] < noisy[2]
     painting = image_tensor(PAINTING)
-    assert M.sifid(painting, photo, network) > blurred[1]
-    assert M.sifid(painting, photo, network) == pytest.approx(M.sifid(photo, painting, network), rel=1e-6)
+    assert sifid(painting, photo, network) > blurred[1]
+    assert sifid(painting, photo, network) == pytest.approx(sifid(photo, painting, network), rel=1e-6)
 
 
 def test_sifid_resolution_is_fixed_by_the_short_side(network):
     """The same picture saved at two sizes scores (almost) alike: both are resized to 256 px."""
     painting = image_tensor(PAINTING)
     big, small = image_tensor(PAINTING, (600, 471)), image_tensor(PAINTING, (400, 314))
-    assert M.sifid(small, big, network) < 0.05 * M.sifid(painting, image_tensor(PHOTO, (455, 256)), network)
+    assert sifid(small, big, network) < 0.05 * sifid(painting, image_tensor(PHOTO, (455, 256)), network)
 
 
 # ---------------------------------------------------------------- sincut eval
@@ -176,7 +179,7 @@ def test_eval_prints_sifid_as_the_library_computes_it(network, small_pair):
     from sincut.data.images import load_image
 
     src, tgt = small_pair
-    expected = M.sifid(load_image(src), load_image(tgt), network)
+    expected = sifid(load_image(src), load_image(tgt), network)
     table = run("eval", src, "--style", tgt, "--content", src, "--inception", network.path)
     assert table.exit_code == 0, table.output
     line = next(line for line in table.stdout.splitlines() if "SIFID" in line)
@@ -222,8 +225,8 @@ def test_eval_folders_give_fid_and_kid_on_the_pool_features(network, small_pair,
     figures = json.loads(result.stdout)
     feats = network.pool_features([load_image(d / f"{i}.png") for d in (outs, paintings) for i in range(2)])
     assert feats.shape == (4, 2048)
-    assert figures["fid"] == pytest.approx(M.frechet_distance_of_samples(feats[:2], feats[2:]), rel=1e-6)
-    assert figures["kid"] == pytest.approx(M.mmd_unbiased(feats[:2], feats[2:]), rel=1e-6)
+    assert figures["fid"] == pytest.approx(frechet_distance_of_samples(feats[:2], feats[2:]), rel=1e-6)
+    assert figures["kid"] == pytest.approx(mmd_unbiased(feats[:2], feats[2:]), rel=1e-6)
     assert figures["fid"] > 1.0
     assert figures["sifid_per_image"] is None  # SIFID needs one --style image
 
@@ -232,7 +235,8 @@ def test_eval_folders_give_fid_and_kid_on_the_pool_features(network, small_pair,
 
 def test_training_logs_sifid_and_selects_best_by_it(network, small_pair, tmp_path):
     from sincut.data.images import load_image
-    from sincut.translate import load_generator, translate_tensor
+    from sincut.inference.model import load_generator
+    from sincut.inference.translator import translate_tensor
 
     from .conftest import TINY_TRAIN
 
@@ -244,7 +248,7 @@ def test_training_logs_sifid_and_selects_best_by_it(network, small_pair, tmp_pat
     assert [r["step"] for r in rows] == [1, 2, 3] and all(r["sifid"] > 0 for r in rows)
     G, config, step = load_generator(out, torch.device("cpu"), "latest")
     translated = translate_tensor(G, load_image(small_pair[0]), seed=config.seed)
-    assert rows[-1]["sifid"] == pytest.approx(M.sifid(translated, load_image(small_pair[1]), network), rel=1e-6)
+    assert rows[-1]["sifid"] == pytest.approx(sifid(translated, load_image(small_pair[1]), network), rel=1e-6)
     winner = min(rows, key=lambda r: r["sifid"])
     assert torch.load(out / "checkpoints" / "best.pt", weights_only=True)["step"] == winner["step"]
     assert "SIFID" in (out / "report.html").read_text() and "lowest SIFID" in (out / "report.html").read_text()
@@ -275,8 +279,8 @@ def test_sifid_fid_kid_of_the_samples_match_an_independent_computation(network, 
     from . import pinned_inception
 
     files = pinned_inception.write_images(tmp_path)
-    (sifid,) = M.sifid_files([files["photo_sifid"]], files["painting_sifid"], network)
-    fid, kid = M.fid_kid_files(files["photo_set"], files["painting_set"], network)
+    (sifid,) = sifid_files([files["photo_sifid"]], files["painting_sifid"], network)
+    fid, kid = fid_kid_files(files["photo_set"], files["painting_set"], network)
     assert sifid == pytest.approx(PINNED_SIFID, rel=PINNED_RTOL)
     assert fid == pytest.approx(PINNED_FID, rel=PINNED_RTOL)
     assert kid == pytest.approx(PINNED_KID, rel=PINNED_RTOL)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sincut.losses import gan_loss, patch_nce_loss, r1_penalty
+from sincut.objective import gan_loss, patch_nce_loss, r1_penalty
 
 
 def _normalise(rows: list[list[float]]) -> list[list[float]]:
@@ -91,7 +91,7 @@ def test_r1_of_a_linear_critic():
 
 
 def test_lazy_r1_runs_every_k_steps_scaled_by_k():
-    from sincut.losses import Forward, Objective
+    from sincut.objective import Forward, Objective
     from sincut.nets import Discriminator, Generator, ProjectionHead
 
     torch.manual_seed(0)

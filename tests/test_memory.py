@@ -13,13 +13,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sincut.data.patches as patches
-import sincut.train as train_module
+import sincut.training.loop as loop_module
+import sincut.training.trainer as trainer_module
 from sincut.cli import main
 from sincut.data.images import atomic_write, save_image
 from sincut.data.patches import PatchSampler
-from sincut.budget import measure_cost
+from sincut.inference.budget import measure_cost
 from sincut.nets import Generator
-from sincut.tiles import MIN_TILE
+from sincut.inference.tiles import MIN_TILE
 
 from .conftest import SAMPLES, TINY_TRAIN
 
@@ -39,14 +40,14 @@ def larger_pair(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles(larger_pair, tmp_path, monkeypatch):
     eval_pixels = 120 * 68
-    monkeypatch.setattr(train_module, "EVAL_SOURCE_PIXELS", eval_pixels)
+    monkeypatch.setattr(loop_module, "EVAL_SOURCE_PIXELS", eval_pixels)
     # a budget of 1.5 tiles of 2 x MIN_TILE for the tiny G (a 160 px tile): 226x400 (90,400 pixels) cannot go
     # whole, and goes in 2 x 4 tiles
     budget = int(measure_cost(Generator(ngf=2, crop_size=32)).bytes(int(1.5 * (2 * MIN_TILE) ** 2)))
-    monkeypatch.setattr(train_module, "RESULT_MEMORY", budget)
+    monkeypatch.setattr(trainer_module, "RESULT_MEMORY", budget)
     tiled_sizes: list[tuple[int, int]] = []
     whole_sizes: list[tuple[int, ...]] = []
-    real_tiled, real_whole = train_module.Translator.translate_tiled, train_module.translate_tensor
+    real_tiled, real_whole = trainer_module.Translator.translate_tiled, trainer_module.translate_tensor
 
     def spy_tiled(self, rgb):
         tiled_sizes.append(rgb.shape[:2])
@@ -56,8 +57,8 @@ def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles
         whole_sizes.append(tuple(image.shape[-2:]))
         return real_whole(G, image, seed, border)
 
-    monkeypatch.setattr(train_module.Translator, "translate_tiled", spy_tiled)
-    monkeypatch.setattr(train_module, "translate_tensor", spy_whole)
+    monkeypatch.setattr(trainer_module.Translator, "translate_tiled", spy_tiled)
+    monkeypatch.setattr(trainer_module, "translate_tensor", spy_whole)
     run = tmp_path / "run"
     result = cli("train", *larger_pair, "--out", run, *TINY_TRAIN, "--select-min-ssim", "0")
     assert result.exit_code == 0, result.output
@@ -80,7 +81,7 @@ def test_large_source_evaluates_downscaled_and_writes_full_size_results_in_tiles
 def test_small_source_result_is_the_preview_translation(tiny_pair, tmp_path, monkeypatch):
     """Within the evaluation size nothing is translated twice: result.png is the one-pass translation."""
     called = []
-    monkeypatch.setattr(train_module.Trainer, "translate_full", lambda self, rgb: called.append(1))
+    monkeypatch.setattr(trainer_module.Trainer, "translate_full", lambda self, rgb: called.append(1))
     run = tmp_path / "run"
     assert cli("train", *tiny_pair, "--out", run, *TINY_TRAIN).exit_code == 0
     assert not called and Image.open(run / "result.png").size == Image.open(tiny_pair[0]).size
@@ -169,7 +170,7 @@ def test_out_of_memory_is_one_line_naming_the_image(tiny_pair, tmp_path, monkeyp
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
                            "you tried to allocate 15400000000 bytes. Error code 12 (Cannot allocate memory)")
 
-    monkeypatch.setattr(train_module.Trainer, "step", exhausted)
+    monkeypatch.setattr(trainer_module.Trainer, "step", exhausted)
     result = cli("train", *tiny_pair, "--out", tmp_path / "run", *TINY_TRAIN)
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -181,7 +182,7 @@ def test_other_runtime_errors_are_not_called_out_of_memory(tiny_pair, tmp_path, 
     def broken(self, step):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(train_module.Trainer, "step", broken)
+    monkeypatch.setattr(trainer_module.Trainer, "step", broken)
     result = cli("train", *tiny_pair, "--out", tmp_path / "run", *TINY_TRAIN)
     assert isinstance(result.exception, RuntimeError) and "shape mismatch" in str(result.exception)
 

@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sincut import metrics as M
+from sincut.evaluation.quality import StyleReference, evaluate
+from sincut.evaluation.content import content_scores, edge_correlation, luminance, ssim
+from sincut.evaluation.files import evaluate_files
+from sincut.evaluation.style import laplacian_pyramid, patch_descriptors, pyramid_levels, style_distance
+from sincut.evaluation.swd import random_projections, sliced_wasserstein, to_unit_range
+from sincut.evaluation.selection import selection_key
+from sincut.errors import UserError
 from sincut.data.images import load_image
 
 from .conftest import SAMPLES
@@ -45,7 +51,7 @@ def colour_transfer(image: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 
 def test_identical_images_give_zero_distance_and_perfect_content(pair):
     src, _ = pair
-    q = M.evaluate(src, src, src)
+    q = evaluate(src, src, src)
     assert q.style_levels == (0.0, 0.0, 0.0) and q.style_distance == 0.0
     assert q.ssim == 1.0
     assert q.edge_correlation == pytest.approx(1.0, abs=1e-12)
@@ -54,10 +60,10 @@ def test_identical_images_give_zero_distance_and_perfect_content(pair):
 def test_repeated_calls_agree_exactly_and_training_reference_matches(pair):
     src, tgt = pair
     out = colour_transfer(src, tgt)
-    first, second = M.evaluate(out, tgt, src), M.evaluate(out, tgt, src)
+    first, second = evaluate(out, tgt, src), evaluate(out, tgt, src)
     assert first == second
     # The training loop's cached TARGET descriptors give the very same figures.
-    assert M.StyleReference(tgt, tuple(src.shape[-2:])).evaluate(out, src) == first
+    assert StyleReference(tgt, tuple(src.shape[-2:])).evaluate(out, src) == first
 
 
 # ---------------------------------------------------------------- SSIM
@@ -92,7 +98,7 @@ def test_ssim_matches_a_loop_implementation():
     x = rng.random((14, 13))
     y = np.clip(0.6 * x + 0.3 * rng.random((14, 13)) + 0.05, 0, 1)  # related but not equal
     expected = ssim_by_loops(x, y)
-    got = M.ssim(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
+    got = ssim(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
     assert got == pytest.approx(expected, abs=1e-12)
     assert 0.2 < expected < 0.95  # a case that tests something
 
@@ -101,20 +107,20 @@ def test_ssim_of_two_flat_images_is_the_luminance_term():
     # No variance anywhere, so SSIM = (2 a b + C1) / (a^2 + b^2 + C1) with a, b the two grey levels.
     a, b, c1 = 0.5, 0.25, 0.01**2
     expected = (2 * a * b + c1) / (a * a + b * b + c1)  # = 0.25010 / 0.31260 = 0.80006...
-    ssim, edges = M.content_scores(gray(np.full((16, 20), a)), gray(np.full((16, 20), b)))
+    ssim, edges = content_scores(gray(np.full((16, 20), a)), gray(np.full((16, 20), b)))
     assert ssim == pytest.approx(expected, abs=1e-6)  # the inputs pass through float32
     assert edges == 1.0  # neither has an edge: counted as agreeing
 
 
 def test_luminance_is_rec601():
     rgb = torch.tensor([0.2, 0.6, 1.0], dtype=torch.float64).view(1, 3, 1, 1)
-    assert float(M.luminance(rgb)) == pytest.approx(0.299 * 0.2 + 0.587 * 0.6 + 0.114 * 1.0, abs=1e-12)
+    assert float(luminance(rgb)) == pytest.approx(0.299 * 0.2 + 0.587 * 0.6 + 0.114 * 1.0, abs=1e-12)
 
 
 def test_output_of_another_size_is_resized_to_the_source(pair):
     src, _ = pair
     bigger = F.interpolate(src, scale_factor=2, mode="bilinear", align_corners=False)
-    ssim, edges = M.content_scores(bigger, src)
+    ssim, edges = content_scores(bigger, src)
     assert ssim > 0.9 and edges > 0.9
 
 
@@ -136,14 +142,14 @@ def test_edge_correlation_matches_numpy_corrcoef():
     x = rng.random((12, 15))
     y = np.clip(x + 0.4 * rng.random((12, 15)), 0, 1)
     expected = np.corrcoef(sobel_by_loops(x).ravel(), sobel_by_loops(y).ravel())[0, 1]
-    got = M.edge_correlation(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
+    got = edge_correlation(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None])
     assert got == pytest.approx(expected, abs=1e-12)
 
 
 def test_edge_correlation_ignores_inversion_and_contrast():
     x = np.random.default_rng(6).random((20, 20))
     for y in (1 - x, 0.3 * x + 0.2):
-        assert M.edge_correlation(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None]) == \
+        assert edge_correlation(torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None]) == \
             pytest.approx(1.0, abs=1e-12)
 
 
@@ -153,42 +159,42 @@ def test_sliced_wasserstein_of_a_shifted_set_is_the_mean_projected_shift():
     rng = np.random.default_rng(7)
     a = torch.from_numpy(rng.normal(size=(50, 6))).float()
     shift = torch.tensor([0.5, -1.0, 0.0, 2.0, 0.25, 0.0])
-    p = M.random_projections(6, 32)
+    p = random_projections(6, 32)
     # Sorting keeps the order when every point moves by the same amount along a direction.
     expected = float((shift @ p).abs().mean())
-    assert M.sliced_wasserstein(a, a + shift, p) == pytest.approx(expected, rel=1e-5)
+    assert sliced_wasserstein(a, a + shift, p) == pytest.approx(expected, rel=1e-5)
 
 
 def test_sliced_wasserstein_matches_sorted_lists_by_hand():
     rng = np.random.default_rng(8)
     a, b = rng.normal(size=(9, 4)), rng.normal(size=(9, 4)) + 0.3
-    p = M.random_projections(4, 5).double().numpy()
+    p = random_projections(4, 5).double().numpy()
     expected = 0.0
     for k in range(p.shape[1]):
         pa = sorted(float(np.dot(row, p[:, k])) for row in a)
         pb = sorted(float(np.dot(row, p[:, k])) for row in b)
         expected += sum(abs(u - v) for u, v in zip(pa, pb)) / len(pa)
     expected /= p.shape[1]
-    got = M.sliced_wasserstein(torch.from_numpy(a).float(), torch.from_numpy(b).float(), torch.from_numpy(p).float())
+    got = sliced_wasserstein(torch.from_numpy(a).float(), torch.from_numpy(b).float(), torch.from_numpy(p).float())
     assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_projections_are_unit_and_fixed():
-    p = M.random_projections(147)
+    p = random_projections(147)
     assert p.shape == (147, 512)
     assert torch.allclose(p.norm(dim=0), torch.ones(512))
-    assert torch.equal(p, M.random_projections(147))
+    assert torch.equal(p, random_projections(147))
 
 
 def test_pyramid_levels_stop_at_16_px():
-    assert [M.pyramid_levels(s) for s in (16, 31, 32, 54, 72, 471, 576)] == [1, 1, 2, 2, 3, 5, 6]
+    assert [pyramid_levels(s) for s in (16, 31, 32, 54, 72, 471, 576)] == [1, 1, 2, 2, 3, 5, 6]
     with pytest.raises(ValueError):
-        M.pyramid_levels(15)
+        pyramid_levels(15)
 
 
 def test_laplacian_pyramid_adds_back_up_to_the_image(pair):
-    image = M.to_unit_range(pair[0])
-    levels = M.laplacian_pyramid(image, 3)
+    image = to_unit_range(pair[0])
+    levels = laplacian_pyramid(image, 3)
     assert [tuple(x.shape[-2:]) for x in levels] == [(72, 128), (36, 64), (18, 32)]
     rebuilt = levels[-1][None]
     for band in reversed(levels[:-1]):
@@ -198,7 +204,7 @@ def test_laplacian_pyramid_adds_back_up_to_the_image(pair):
 
 def test_patch_descriptors_are_the_7x7_neighbourhoods():
     level = torch.arange(3 * 9 * 10, dtype=torch.float32).view(3, 9, 10)
-    d = M.patch_descriptors(level, 4096, torch.Generator().manual_seed(0))
+    d = patch_descriptors(level, 4096, torch.Generator().manual_seed(0))
     assert d.shape == (3 * 4, 3, 49)  # all (9-6) x (10-6) centres: fewer than the sample count
     assert torch.equal(d[0].view(3, 7, 7), level[:, 0:7, 0:7])
     assert torch.equal(d[-1].view(3, 7, 7), level[:, 2:9, 3:10])
@@ -207,7 +213,7 @@ def test_patch_descriptors_are_the_7x7_neighbourhoods():
 def test_colour_transfer_is_closer_in_style_and_keeps_the_content(pair):
     src, tgt = pair
     moved = colour_transfer(src, tgt)
-    before, after = M.evaluate(src, tgt, src), M.evaluate(moved, tgt, src)
+    before, after = evaluate(src, tgt, src), evaluate(moved, tgt, src)
     assert after.style_distance < before.style_distance
     assert after.style_levels[-1] < before.style_levels[-1]  # the low-pass level holds the colours
     assert after.ssim > 0.8 and after.edge_correlation > 0.9
@@ -215,8 +221,8 @@ def test_colour_transfer_is_closer_in_style_and_keeps_the_content(pair):
 
 def test_style_distance_of_sets_pools_the_images(pair):
     src, tgt = pair
-    assert M.style_distance([src, tgt], [src, tgt]) == [0.0, 0.0, 0.0]
-    assert min(M.style_distance([src], [src, tgt])) > 0
+    assert style_distance([src, tgt], [src, tgt]) == [0.0, 0.0, 0.0]
+    assert min(style_distance([src], [src, tgt])) > 0
 
 
 # ---------------------------------------------------------------- best-checkpoint rule
@@ -224,14 +230,14 @@ def test_style_distance_of_sets_pools_the_images(pair):
 def test_selection_rule():
     good = {"style_distance": 0.4, "ssim": 0.7, "edge_correlation": 0.6}
     lost = {"style_distance": 0.1, "ssim": 0.3, "edge_correlation": 0.2}  # closer in style, content gone
-    assert M.selection_key(good, "style", 0.5) == 0.4
-    assert M.selection_key(lost, "style", 0.5) is None
-    assert M.selection_key(lost, "style", 0.0) == 0.1
-    assert M.selection_key(good, "ssim", 0.5) < M.selection_key(lost, "ssim", 0.5)
-    assert M.selection_key(good, "edges", 0.5) == -0.6
-    assert M.selection_key({**good, "sifid": 12.5}, "sifid", 0.5) == 12.5
-    assert M.selection_key({**lost, "sifid": 3.0}, "sifid", 0.5) is None  # SIFID must not beat the floor
-    assert M.selection_key(good, "sifid", 0.5) is None  # evaluated without the network
+    assert selection_key(good, "style", 0.5) == 0.4
+    assert selection_key(lost, "style", 0.5) is None
+    assert selection_key(lost, "style", 0.0) == 0.1
+    assert selection_key(good, "ssim", 0.5) < selection_key(lost, "ssim", 0.5)
+    assert selection_key(good, "edges", 0.5) == -0.6
+    assert selection_key({**good, "sifid": 12.5}, "sifid", 0.5) == 12.5
+    assert selection_key({**lost, "sifid": 3.0}, "sifid", 0.5) is None  # SIFID must not beat the floor
+    assert selection_key(good, "sifid", 0.5) is None  # evaluated without the network
 
 
 def test_files_too_small_are_named(tmp_path):
@@ -239,8 +245,8 @@ def test_files_too_small_are_named(tmp_path):
     Image.new("RGB", (40, 12)).save(small)
     ok = tmp_path / "ok.png"
     Image.new("RGB", (40, 40)).save(ok)
-    with pytest.raises(M.UserError, match="small.png.*12 px"):
-        M.evaluate_files([(small, ok)], [ok])
+    with pytest.raises(UserError, match="small.png.*12 px"):
+        evaluate_files([(small, ok)], [ok])
 
 
 def test_evaluate_files_matches_tensors(tmp_path, pair):
@@ -249,6 +255,6 @@ def test_evaluate_files_matches_tensors(tmp_path, pair):
     for name, t in (("src", src), ("tgt", tgt), ("out", colour_transfer(src, tgt))):
         paths[name] = tmp_path / f"{name}.png"
         Image.fromarray(((t[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)).save(paths[name])
-    from_files = M.evaluate_files([(paths["out"], paths["src"])], [paths["tgt"]])
-    from_tensors = M.evaluate(*(load_image(paths[n]) for n in ("out", "tgt", "src")))
+    from_files = evaluate_files([(paths["out"], paths["src"])], [paths["tgt"]])
+    from_tensors = evaluate(*(load_image(paths[n]) for n in ("out", "tgt", "src")))
     assert from_files == from_tensors

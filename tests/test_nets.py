@@ -144,7 +144,7 @@ def test_instance_norm_nets_run_nchw_on_cpus_only():
     the sincut nets, and every net on a GPU, run channels_last. The trainer follows the rule."""
     from sincut.config import make_config
     from sincut.nets import PatchGANDiscriminator, ResnetGenerator, memory_format
-    from sincut.train import Trainer
+    from sincut.training.trainer import Trainer
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for net in (ResnetGenerator(ngf=4, n_blocks=2), PatchGANDiscriminator(ndf=4)):

@@ -33,9 +33,9 @@ import pytest
 import torch
 
 from sincut.config import TrainConfig, make_config
-from sincut.losses import Objective
+from sincut.objective import Objective
 from sincut.nets import ProjectionHead, build_discriminator, build_generator
-from sincut.official import our_key, to_our_state
+from sincut.training.official import our_key, to_our_state
 
 from .conftest import SHARED
 

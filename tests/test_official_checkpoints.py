@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sincut.cli import main
-from sincut.translate import load_generator
+from sincut.inference.model import load_generator
 
 from .conftest import random_rgb
 from .test_official import load_golden

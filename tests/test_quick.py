@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sincut.cli import main
 from sincut.config import make_config
 from sincut.nets import Generator
-from sincut.train import calibration_steps, ema_beta, steps_for_budget
+from sincut.training.schedule import calibration_steps, ema_beta, steps_for_budget
 
 
 def run(*args: str):
@@ -90,7 +90,7 @@ def test_average_half_life_ramps_up_by_hand():
 def test_weight_average_follows_its_recursion_and_is_what_translate_loads(tiny_pair, tmp_path: Path):
     """--ema-halflife: after every step, average = beta * previous average + (1 - beta) * G, with beta
     from the hand-worked half-lives; checkpoints carry it and `translate` loads it instead of G."""
-    from sincut.translate import load_generator
+    from sincut.inference.model import load_generator
 
     src, tgt = tiny_pair
     out = tmp_path / "run"

@@ -12,10 +12,10 @@ import torch
 from click.testing import CliRunner
 
 from sincut.cli import main
-from sincut.colour import fit_colour_transfer
+from sincut.nets.colour import fit_colour_transfer
 from sincut.config import make_config
 from sincut.data.images import load_image
-from sincut.losses import Forward, Objective, image_patches, patch_swd_loss, sliced_wasserstein
+from sincut.objective import Forward, Objective, image_patches, patch_swd_loss, sliced_wasserstein
 from sincut.nets import Discriminator, Generator, ProjectionHead
 
 

@@ -161,7 +161,7 @@ def test_train_on_an_existing_run_says_how_to_resume(tiny_pair, tmp_path: Path):
 
 
 def test_non_finite_loss_stops_with_the_loss_and_step(tiny_pair, tmp_path: Path, monkeypatch):
-    from sincut.losses import Objective
+    from sincut.objective import Objective
 
     original = Objective.generator_loss
     calls = {"n": 0}
@@ -182,7 +182,7 @@ def test_non_finite_loss_stops_with_the_loss_and_step(tiny_pair, tmp_path: Path,
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_pair, tmp_path: Path, monkeypatch):
-    import sincut.checkpoint as ckpt
+    import sincut.training.checkpoint as ckpt
 
     real_save = torch.save
     saves = {"n": 0}

@@ -15,10 +15,12 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sincut import metrics as M
+from sincut.evaluation.quality import evaluate
+from sincut.evaluation.files import evaluate_files
 from sincut.cli import main
 from sincut.data.images import load_image
-from sincut.translate import load_generator, translate_tensor
+from sincut.inference.model import load_generator
+from sincut.inference.translator import translate_tensor
 
 from .conftest import SAMPLES, TINY_TRAIN
 
@@ -77,7 +79,7 @@ def test_logged_figures_are_those_of_the_final_translation(evaluated_run: Path, 
     G, config, step = load_generator(evaluated_run, torch.device("cpu"), "latest")
     assert step == 3
     translated = translate_tensor(G, load_image(src), seed=config.seed)
-    expected = M.evaluate(translated, load_image(tgt), load_image(src)).to_dict()
+    expected = evaluate(translated, load_image(tgt), load_image(src)).to_dict()
     logged = records(evaluated_run)[-1]
     for key in ("style_distance", "style_levels", "texture_distance", "ssim", "edge_correlation"):
         assert logged[key] == expected[key], key
@@ -224,7 +226,7 @@ def test_eval_table_matches_the_library(evaluated_run: Path, pair_files):
     src, tgt = pair_files
     result = run("eval", evaluated_run / "result.png", "--style", tgt, "--content", src)
     assert result.exit_code == 0, result.output
-    q = M.evaluate_files([(evaluated_run / "result.png", src)], [tgt])
+    q = evaluate_files([(evaluated_run / "result.png", src)], [tgt])
     for label, value in (("style distance (mean)", q.style_distance), ("SSIM", q.ssim),
                          ("edge correlation", q.edge_correlation), ("texture distance", q.texture_distance)):
         line = next(line for line in result.stdout.splitlines() if label in line)
@@ -267,7 +269,8 @@ def test_eval_errors_are_one_line(pair_files, tmp_path: Path):
 
 def test_report_of_a_long_run_in_progress(tmp_path: Path):
     """Written from files alone, mid-run (no result.png yet): 8 evenly spread previews, the latest sheet."""
-    from sincut.report import nice_ticks, write_report
+    from sincut.evaluation.charts import nice_ticks
+    from sincut.evaluation.report import write_report
 
     run_dir = tmp_path / "long"
     (run_dir / "previews").mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 
 from sincut.config import make_config
 from sincut.data.folders import FolderPairs
-from sincut.train import fixed_size_from_epoch, lr_factor
+from sincut.training.schedule import fixed_size_from_epoch, lr_factor
 
 from .conftest import random_rgb
 from .test_resume import cli, tiny

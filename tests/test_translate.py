@@ -14,8 +14,10 @@ from PIL import Image
 from sincut.cli import main
 from sincut.data.images import rgb_to_tensor
 from sincut.nets import Generator
-from sincut.tiles import CONTEXT, MIN_TILE, plan_spans
-from sincut.translate import Translator, cpu_has_bf16_kernels, load_generator, translate_tensor
+from sincut.inference.tiles import CONTEXT, MIN_TILE, plan_spans
+from sincut.inference.translator import Translator, translate_tensor
+from sincut.inference.device import cpu_has_bf16_kernels
+from sincut.inference.model import load_generator
 
 from .conftest import SAMPLES
 

@@ -13,8 +13,8 @@ import kornia.filters
 import torch
 from torch import Tensor, nn
 
-from ..colour import KINDS as COLOUR_KINDS
-from ..colour import make_colour_transfer
+from .colour import KINDS as COLOUR_KINDS
+from .colour import make_colour_transfer
 from .encoder import EncoderFeatures
 from .layers import ConvLayer, EqualLinear, ResBlock, UpsampleConv
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from .errors import UserError
+from ..errors import UserError
 from .tiles import min_tile
 
 MiB = 2**20

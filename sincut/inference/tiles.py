@@ -17,7 +17,7 @@ from dataclasses import dataclass
 CONTEXT = 32
 # The downsampling factor of the generators sincut builds (n_downsampling=1); MIN_TILE assumes it.
 STRIDE = 2
-# The side of training's evaluation images (train.EVAL_SOURCE_PIXELS = its square; 1024x768 stays whole).
+# The side of training's evaluation images (training.loop.EVAL_SOURCE_PIXELS = its square; 1024x768 stays whole).
 # Translation tiles are sized by a memory budget instead (budget.py, `sincut translate --max-memory`).
 DEFAULT_TILE = 896
 

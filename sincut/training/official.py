@@ -14,8 +14,8 @@ Loading is `weights_only`: a crafted pickle is refused, as for our own checkpoin
 
 from __future__ import annotations
 
-import pickle
 import dataclasses
+import pickle
 import re
 import zipfile
 from dataclasses import dataclass
@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .config import PRESETS, TrainConfig, make_config
-from .errors import UserError
-from .nets import build_generator
-from .nets.stylegan2 import discriminator_widths, generator_widths
+from ..config import PRESETS, TrainConfig, make_config
+from ..errors import UserError
+from ..nets import build_generator
+from ..nets.stylegan2 import discriminator_widths, generator_widths
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
@@ -358,7 +358,7 @@ def with_widths_of(config: TrainConfig, D_state: dict[str, Tensor], F_state: dic
 def dataroot_inputs(ckpt: OfficialCheckpoint, preset: str) -> tuple[Path, Path] | None:
     """SOURCE and TARGET from the options' dataroot: its trainA and trainB folders (sincut: the one
     image in each); None when the options name no dataroot that exists here."""
-    from .data.folders import list_images
+    from ..data.folders import list_images
 
     root = ckpt.options.get("dataroot")
     if not root or not (Path(root) / "trainA").is_dir() or not (Path(root) / "trainB").is_dir():

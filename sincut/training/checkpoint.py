@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .data.images import atomic_write
-from .errors import TrainingFailed, UserError
+from .. import __version__
+from ..data.images import atomic_write
+from ..errors import TrainingFailed, UserError
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")

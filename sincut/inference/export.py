@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import __version__
-from .data.images import atomic_write
-from .errors import UserError
-from .nets import Generator
-from .translate import load_generator
+from .. import __version__
+from ..data.images import atomic_write
+from ..errors import UserError
+from ..nets import Generator
+from .model import load_generator
 
 
 class NoiseFreeGenerator(nn.Module):
@@ -131,25 +131,3 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
     G, config, _ = load_generator(model, torch.device("cpu"))
     graph = onnx_bytes(G, config.border)
     return atomic_write(out, lambda f: f.write(graph))
-
-
-class OnnxRuntimeGenerator:
-    """G run by onnxruntime on the CPU (`sincut translate --engine onnxruntime`): the same noise-free
-    function as `G(x, noise=zeros)` for inputs whose sides divide by the stride; [B, 3, h, w] float32
-    in, float32 out. benchmarks/translate.py times it against torch."""
-
-    def __init__(self, G: Generator, threads: int) -> None:
-        missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise UserError(f"--engine onnxruntime needs {' and '.join(missing)}, not installed: "
-                            f"`pip install {' '.join(missing)}`, or leave out --engine")
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(onnx_bytes(G), options,
-                                                    providers=["CPUExecutionProvider"])
-
-    def __call__(self, x: Tensor) -> Tensor:
-        out = self.session.run(None, {"image": x.float().contiguous().numpy()})[0]
-        return torch.from_numpy(out)

@@ -1,9 +1,9 @@
 """A training run's quality over time: at each evaluation step, measure the translation of SOURCE
-(downscaled to at most 896x896 pixels' worth, see train.py), append it to `metrics.jsonl`, and keep
+(downscaled to at most 896x896 pixels' worth, see training/loop.py), append it to `metrics.jsonl`, and keep
 the best step as `checkpoints/best.pt` and `best.png` (full size). The loop hands over the translation
 it already made for the preview (never a second one). SIFID joins the figures where the FID Inception
 network is installed (at 256 px short side, so its cost does not grow with the image; TARGET's
-Gaussian is fitted once). The texture distance (high-passed luminance at 512 px, metrics.py) is
+Gaussian is fitted once). The texture distance (high-passed luminance at 512 px, texture.py) is
 measured every time: about 0.2 s per evaluation on one CPU thread.
 """
 
@@ -19,14 +19,17 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import save_best_checkpoint
-from .config import TrainConfig
-from .data.images import atomic_write, save_image
-from .errors import UserError
+from ..config import TrainConfig
+from ..data.images import atomic_write, save_image
+from ..errors import UserError
+from ..progress import TrainingProgress
+from ..training.checkpoint import save_best_checkpoint
 from .inception import load_inception
-from .metrics import Quality, SifidReference, StyleReference, selection_key
-from .progress import TrainingProgress
-from .report import read_jsonl
+from .inception_metrics import SifidReference
+from .quality import Quality, StyleReference
+from ..training.run_dir import read_jsonl
+from .report import write_report
+from .selection import selection_key
 
 METRICS_FILE = "metrics.jsonl"
 BEST_IMAGE = "best.png"
@@ -102,3 +105,6 @@ class RunMonitor:
         self.progress.metrics(step, shown)
         return quality
 
+    def write_report(self) -> None:
+        """The run's report.html and report.png, once its last files (result.png) are written."""
+        write_report(self.run)

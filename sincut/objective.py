@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import PATCH_SWD_SIZE
-from .distributed import unwrap, without_ddp
 from .nets import Discriminator, Generator, ProjectionHead
+from .training.distributed import unwrap, without_ddp
 
 if TYPE_CHECKING:
     from .config import TrainConfig

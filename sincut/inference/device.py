@@ -1,0 +1,31 @@
+"""Which device inference (and training) runs on, and whether this CPU has fast bfloat16 kernels."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' takes CUDA, then Apple's MPS, then the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device name; use auto, cpu, cuda, cuda:N or mps") from None
+
+
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bfloat16 convolutions on this CPU (AVX512-BF16 or AMX). Without them PyTorch
+    runs bf16 convolutions in a reference loop (aten::_slow_conv2d_forward), many times slower than fp32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -1,0 +1,346 @@
+"""The training loop, readable top to bottom: sample patches, D step, G + F step, log, save.
+
+source/target image -> PatchSampler (Kornia, on the device) -> G, D, F -> Objective -> Adam.
+train() starts a run, resume() continues one, import_official() makes one from the paper's checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import TrainConfig
+from ..data.folders import FolderPairs
+from ..data.images import atomic_write, fit_within, save_image, tensor_to_rgb
+from ..errors import TrainingFailed, TrainingStopped, UserError
+from ..interrupt import StopRequest
+from ..evaluation.monitor import RunMonitor, check_selection_possible
+from ..progress import SilentProgress, TrainingProgress
+from ..inference.tiles import DEFAULT_TILE
+from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
+from .distributed import init_from_env, shutdown, unwrap
+from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
+from .schedule import UNSIZED_STEPS, calibration_steps, fixed_size_from_epoch, steps_for_budget, with_concrete_steps
+from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line
+
+
+# Previews and evaluations translate SOURCE in one pass, downscaled to at most this many pixels (what
+# `sincut translate` does in one pass; 1024x768 stays whole). result.png and best.png are full size,
+# through the tiled translator. TARGET is only measured (never translated): it may be larger.
+EVAL_SOURCE_PIXELS = DEFAULT_TILE * DEFAULT_TILE
+EVAL_TARGET_PIXELS = 4 * EVAL_SOURCE_PIXELS
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    result_image: Path
+    preview_image: Path
+    steps: int
+    seconds: float
+    final_losses: dict[str, float]
+
+
+def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
+          out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
+    """Train a model that repaints SOURCE in TARGET's look (two images), or domain A in domain B's
+    (two folders); write everything into `out`."""
+    started = time.perf_counter()  # --minutes counts from here
+    world, device = init_from_env(device)
+    progress = progress if (progress and world.is_main) else SilentProgress()
+    try:
+        config.validate()
+        check_device_support(config, device)
+        check_selection_possible(config)
+        with out_of_memory_is_one_line(source_path, config):
+            data = make_data(config, source_path, target_path, device, world, progress)
+            config = with_concrete_steps(config, data)
+            run = prepare_run_dir(out) if world.is_main else Path(out)
+            if world.is_main:
+                inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
+                atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+            trainer = Trainer.build(config, data, device, world)
+            return _fit(trainer, run, 0, progress, started)
+    finally:
+        shutdown(world)
+
+
+def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None,
+           overrides: dict | None = None) -> TrainResult:
+    """Continue a run from its newest checkpoint (from step 0 if it died before the first one).
+
+    Bookkeeping values (--steps, --log-every, ...) may change; anything that changes the objective is
+    refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
+    log reads as one run.
+    """
+    overrides = dict(overrides or {})
+    restart_lr = bool(overrides.pop("restart_lr", False))
+    run = Path(run_dir)
+    if not (run / "config.json").is_file() or not (run / "run.json").is_file():
+        raise UserError(f"{run}: not a sincut run directory (no config.json/run.json); "
+                        "start one with `sincut train SOURCE TARGET --out RUN`")
+    world, device = init_from_env(device)
+    progress = progress if (progress and world.is_main) else SilentProgress()
+    try:
+        if world.is_main:
+            remove_partial_files(run)
+        found = list_checkpoints(run)
+        state = load_checkpoint(found[-1]) if found else None
+        saved = TrainConfig.from_dict(state["config"] if state else read_json(run / "config.json"))
+        try:
+            config = saved.with_resume_overrides(overrides)
+        except ValueError as e:
+            raise UserError(f"{run}: {e}") from None
+        start = int(state["step"]) if state else 0
+        if config.steps is not None and start >= config.steps:
+            raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
+                            f"pass --steps N with N > {start} to train longer")
+        check_device_support(config, device)
+        check_selection_possible(config)
+        inputs = read_json(run / "run.json")
+        with out_of_memory_is_one_line(inputs["source"], config):
+            data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
+            trainer = Trainer.build(config, data, device, world)
+            if state is not None:
+                try:
+                    trainer.load_state(state)
+                except (RuntimeError, KeyError, ValueError) as e:
+                    raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                                    f"({str(e).splitlines()[0][:160]})") from None
+                _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
+            if world.is_main:
+                truncate_log(run / "log.jsonl", start)
+                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+            return _fit(trainer, run, start, progress)
+    finally:
+        shutdown(world)
+
+
+def _keep_lr_from_rising(trainer: Trainer, state: dict, start: int, restart_lr: bool,
+                         progress: TrainingProgress) -> None:
+    """A new --steps recomputes the schedule; where that would raise the lr above the run's last lr
+    (a decayed run given more steps), hold the lr there until the schedule falls below it, or with
+    --restart-lr follow the new schedule and say that the lr rises."""
+    saved_lr = float(state.get("lr", trainer.config.lr))
+    wanted = trainer.lr_at(start)
+    if wanted <= saved_lr * (1 + 1e-6) or trainer.config.lr <= 0:
+        return
+    if restart_lr:
+        trainer.lr_ceiling = 1.0
+        progress.note(f"warning: --restart-lr: the lr rises from {saved_lr:.3g} to {wanted:.3g} at step {start}")
+    else:
+        trainer.lr_ceiling = saved_lr / trainer.config.lr
+        progress.note(f"lr stays at {saved_lr:.3g} (the new --steps schedule would raise it to {wanted:.3g}); it "
+                      "follows the schedule once that falls below; --restart-lr raises it instead")
+
+
+def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+    losses = {k: float(v.detach()) for k, v in parts.items()}
+    for name, value in losses.items():
+        if not math.isfinite(value):
+            raise TrainingFailed(f"loss {name} became {value} at step {step}; the last good checkpoint is "
+                                 "kept; try a lower --lr (a new run) or resume from that checkpoint")
+    return losses
+
+
+@dataclass
+class MinutesSizer:
+    """--minutes: the run starts with an open step count (UNSIZED_STEPS, the lr constant); after the
+    untrained model's timed evaluation and calibration_steps() timed steps, `size` fixes the total
+    that fits the budget, once, before any checkpoint."""
+
+    minutes: float
+    start: int  # the first step of this session
+    started: float  # time.perf_counter() when the budget began
+    seconds_per_eval: float = 0.0  # what one evaluation costs on this machine
+    sized: bool = False
+
+    def due(self, done: int, config: TrainConfig, checkpointing: bool) -> bool:
+        return not self.sized and (done == self.start + 1 + calibration_steps(config) or checkpointing)
+
+    def size(self, done: int, timed_from: float, trainer: Trainer, monitor: RunMonitor, run: Path,
+             progress: TrainingProgress) -> TrainConfig:
+        """Fix the total steps from the sustained step time since `timed_from`; one preview and
+        evaluation per minute of the budget. The sized config goes to the trainer, the monitor, the
+        folder stream and config.json, and is returned."""
+        per_step = (time.perf_counter() - timed_from) / max(1, done - self.start - 1)
+        left = self.minutes * 60 - (time.perf_counter() - self.started)
+        evaluations = max(1, round(self.minutes))
+        total = steps_for_budget(done, left, per_step, self.seconds_per_eval, evaluations)
+        every = max(1, (total - done) // evaluations)
+        config = with_concrete_steps(dataclasses.replace(trainer.config, steps=total, preview_every=every,
+                                                         eval_every=0), trainer.data)
+        trainer.config = monitor.config = config
+        if isinstance(trainer.data, FolderPairs):
+            trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
+        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        progress.start(total, done)
+        progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
+                      f"a preview and evaluation every {every:,}")
+        self.sized = True
+        return config
+
+
+def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
+         started: float | None = None) -> TrainResult:
+    """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop.
+
+    With --minutes (config.steps None) the loop first evaluates the untrained model (timing an
+    evaluation), runs calibration_steps() timed steps at the constant lr, then fixes the step count
+    that fits the budget and records it in config.json, so a resume continues the same schedule.
+    """
+    config = trainer.config
+    main = trainer.world.is_main
+    t_start = time.perf_counter()
+    started = t_start if started is None else started
+    sizer = MinutesSizer(config.minutes, start, started) if config.steps is None else None
+    if sizer is not None:
+        if trainer.world.active:
+            raise UserError("--minutes sizes a run from one process's timing; under torchrun give --steps")
+        trainer.config = config = dataclasses.replace(config, steps=UNSIZED_STEPS)
+    what = f"resuming at step {start}" if start else "training"
+    processes = f" x {trainer.world.size} processes" if trainer.world.active else ""
+    device = next(unwrap(trainer.G).parameters()).device
+    length = f"{config.minutes:g} minutes" if sizer is not None else f"{config.steps:,} steps"
+    progress.note(f"sincut {what}: preset {config.preset}, {length}, batch {config.batch_size}{processes}"
+                  f" x {config.crop_size} px, on {device.type}; run directory {run}")
+    full_source, full_target = trainer.data.preview_images()
+    source = fit_within(full_source, EVAL_SOURCE_PIXELS).to(device)
+    target = fit_within(full_target, EVAL_TARGET_PIXELS).to(device)
+    # SOURCE larger than the evaluation size: result.png and best.png come from the tiled translator.
+    full_rgb = tensor_to_rgb(full_source) if source.shape[-2:] != full_source.shape[-2:] else None
+    del full_source, full_target
+    full_size: dict[int, np.ndarray] = {}
+
+    def full_translation(step: int) -> np.ndarray:  # at most once per step (best.png and result.png)
+        if step not in full_size:
+            full_size.clear()
+            full_size[step] = trainer.translate_full(full_rgb)
+        return full_size[step]
+
+    if main:
+        save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
+        monitor = RunMonitor(run, config, source, target, progress, started,  # metrics.jsonl, best.pt
+                             full_translation if full_rgb is not None else None)
+        monitor.resume_from(start)
+
+    def preview(step: int, translated: torch.Tensor) -> Path:
+        write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
+        return write_preview(run / "latest.png", source, translated, target)
+
+    losses: dict[str, float] = {}
+    progress.start(None if sizer is not None else config.steps, start)
+    if sizer is not None:  # the starting point, and what one evaluation costs on this machine
+        t0 = time.perf_counter()
+        monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
+        sizer.seconds_per_eval = time.perf_counter() - t0
+    log_path = run / "log.jsonl" if main else Path(os.devnull)
+    timed_from = time.perf_counter()
+    with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
+        try:
+            step = start
+            while step < config.steps:
+                t0 = time.perf_counter()
+                parts = trainer.step(step)
+                done = step + 1
+                if done == start + 1:
+                    timed_from = time.perf_counter()  # the first step pays one-off costs
+                checkpointing = done % config.checkpoint_every == 0 or stop.requested
+                if sizer is not None and sizer.due(done, config, checkpointing):
+                    # before any checkpoint, which must hold the real total
+                    config = sizer.size(done, timed_from, trainer, monitor, run, progress)
+                    checkpointing = done % config.checkpoint_every == 0 or stop.requested
+                logging = done % config.log_every == 0 or done == config.steps or step == start
+                if logging or checkpointing:  # the only host-device syncs of a step
+                    losses = _check_finite(parts, done)
+                if logging:
+                    record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
+                              "seconds_per_step": round(time.perf_counter() - t0, 4), **losses}
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                progress.step(step, losses if logging else None)
+                if checkpointing and done < config.steps:
+                    path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints) if main else run
+                    if stop.requested:
+                        raise TrainingStopped(f"Stopped at step {done} of {config.steps}; checkpoint saved to "
+                                              f"{path}. Continue with: sincut resume {run}", stop.exit_code)
+                previewing = done % config.preview_every == 0
+                if main and (previewing or monitor.due(done)) and done < config.steps:
+                    translated = trainer.translate(source)  # one translation serves preview and metrics
+                    if previewing:
+                        preview(done, translated)
+                    if monitor.due(done):
+                        monitor.evaluate(done, translated, trainer.state)
+                step = done
+        finally:
+            progress.finish()
+
+    if not main:
+        return TrainResult(run, run, run, run, config.steps - start, time.perf_counter() - t_start, losses)
+    ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
+    translated = trainer.translate(source)
+    preview_path = preview(config.steps, translated)
+    monitor.evaluate(config.steps, translated, trainer.state)
+    if full_rgb is None:
+        result = save_image(translated, run / "result.png")
+    else:
+        result = save_image(Image.fromarray(full_translation(config.steps), "RGB"), run / "result.png")
+    monitor.write_report()
+    if getattr(trainer.data, "bad_files", None):
+        progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
+    return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)
+
+
+def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: torch.device,
+                    source: str | os.PathLike | None = None, target: str | os.PathLike | None = None,
+                    preset: str | None = None, epoch: int | None = None) -> Path:
+    """A run directory from a checkpoint of the paper's code (G, D and F), so `sincut resume` trains it on
+    with our loop. Its recipe comes from `train_opt.txt` (else from the weights and `preset`); the step
+    is `epoch` (default: the file's epoch number, 0 for `latest`) x steps per epoch. Adam's moments are
+    not in the paper's checkpoints: the optimisers start fresh."""
+    from .official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
+                           with_widths_of)
+
+    ckpt = find_official(folder)
+    prefix = ckpt.G.name[: -len("_net_G.pth")]
+    if ckpt.D is None or ckpt.F is None:
+        raise UserError(f"{ckpt.G.parent}: no {prefix}_net_D.pth and {prefix}_net_F.pth beside {ckpt.G.name}; "
+                        "import needs G, D and F (translate and export need only G)")
+    states = {"G": load_official_state(ckpt.G), "D": load_official_state(ckpt.D), "F": load_official_state(ckpt.F)}
+    config = official_config(ckpt, states["G"], preset)
+    if not ckpt.options:
+        config = with_widths_of(config, states["D"], states["F"], ckpt.G)
+    if source is None or target is None:
+        found = dataroot_inputs(ckpt, config.preset)
+        if found is None:
+            raise UserError(f"{ckpt.G.parent}: its training images are not at the options' dataroot "
+                            f"({ckpt.options.get('dataroot', 'no train_opt.txt')}); pass --source and --target")
+        source, target = source or found[0], target or found[1]
+    data = make_data(config, source, target, device)
+    config = with_concrete_steps(config, data)
+    done = (ckpt.epoch or 0) if epoch is None else epoch
+    step = min(done * config.epoch_steps, config.steps)
+    run = prepare_run_dir(out)
+    trainer = Trainer.build(config, data, device)
+    for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
+        module = unwrap(net)
+        module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
+    inputs = {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
+              "imported_from": str(ckpt.G.resolve())}
+    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
+    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+    state = trainer.state()
+    state["lr"] = trainer.lr_at(max(0, step - 1))
+    save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    return run
