@@ -43,7 +43,8 @@ sys.path.insert(0, {root!r})
 import numpy as np, torch
 from PIL import Image
 from sincut.nets import Generator
-from sincut.translate import Translator, pick_device
+from sincut.inference.device import pick_device
+from sincut.inference.translator import Translator
 
 def status_mib(field):  # VmHWM (peak RSS) starts afresh at exec, unlike ru_maxrss which a child inherits
     for line in open("/proc/self/status"):

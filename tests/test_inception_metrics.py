@@ -188,7 +188,7 @@ def test_eval_prints_sifid_as_the_library_computes_it(network, small_pair):
 
 
 def test_without_the_network_eval_says_how_to_get_it_in_one_line(small_pair, monkeypatch):
-    import sincut.inception as inception
+    import sincut.evaluation.inception as inception
 
     monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
     src, tgt = small_pair
@@ -255,7 +255,7 @@ def test_training_logs_sifid_and_selects_best_by_it(network, small_pair, tmp_pat
 
 
 def test_select_by_sifid_without_the_network_is_one_line_before_training(small_pair, tmp_path, monkeypatch):
-    import sincut.inception as inception
+    import sincut.evaluation.inception as inception
 
     monkeypatch.setattr(inception.importlib.util, "find_spec", lambda name: None)
     result = run("train", *small_pair, "--out", tmp_path / "run", "--select-by", "sifid", "--device", "cpu")
