@@ -18,7 +18,7 @@ from PIL import Image
 from sincut.cli import main
 from sincut.inference.tiles import MIN_TILE
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, random_rgb
 
 # Runs in a fresh interpreter: sincut is made unimportable, so the model must stand on its own.
 TORCH_ONLY = """
@@ -131,3 +131,40 @@ def test_onnx_export_without_onnx_is_one_line(tiny_model: Path, tmp_path: Path, 
 def test_export_into_a_folder_is_refused(tiny_model: Path, tmp_path: Path):
     result = run("export", tiny_model, "--out", tmp_path)
     assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def _exported_pixels(model: Path, image: Path, tmp_path: Path) -> np.ndarray:
+    """`image` through `sincut export`'s TorchScript model, as 8-bit pixels."""
+    assert run("export", model, "--out", tmp_path / "g.pt").exit_code == 0
+    x = torch.from_numpy(np.asarray(Image.open(image), dtype=np.float32) / 255.0).permute(2, 0, 1)[None] * 2 - 1
+    with torch.inference_mode():
+        y = torch.jit.load(str(tmp_path / "g.pt"))(x)
+    return ((y[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy().astype(int)
+
+
+@pytest.mark.parametrize("stride, border", [(2, 32), (4, 33)])
+def test_export_pads_a_tiny_image_like_translate(tiny_model: Path, tmp_path: Path, stride: int, border: int):
+    """A 20x14 image, smaller than the border: translate --no-noise and the exported model give the same
+    pixels. The stride-4 resnet with an odd border is the case the export once padded by the unbordered
+    size (14 + 66 = 80 rows needs no stride padding, 14 alone needed 2), so its input did not divide."""
+    from sincut.nets import ResnetGenerator
+    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+
+    state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
+    state["config"] = {**state["config"], "border": border}
+    if stride == 4:
+        torch.manual_seed(0)
+        G = ResnetGenerator(ngf=2, n_blocks=state["config"]["n_blocks"])
+        assert G.stride == 4
+        state["config"]["generator"] = "resnet"
+        state["G"] = G.state_dict()
+        state.pop("G_average", None)
+    model = tmp_path / "run"
+    save_checkpoint(model, int(state["step"]), state)
+    photo = tmp_path / "tiny.png"
+    random_rgb(14, 20, seed=3).save(photo)
+    assert run("translate", model, photo, "--out", tmp_path / "t", "--no-noise", "--device", "cpu").exit_code == 0
+    translated = np.asarray(Image.open(tmp_path / "t" / "tiny.png"), dtype=int)
+    exported = _exported_pixels(model, photo, tmp_path)
+    assert exported.shape == translated.shape == (14, 20, 3)
+    assert np.abs(exported - translated).max() <= 1

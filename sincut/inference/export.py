@@ -24,6 +24,7 @@ from .. import __version__
 from ..data.images import atomic_write
 from ..errors import UserError
 from ..nets import Generator
+from .border import add_border, pad_to_stride
 from .model import load_generator
 
 
@@ -42,9 +43,9 @@ class NoiseFreeGenerator(nn.Module):
 
 
 class PadToStride(nn.Module):
-    """Mirrors the model's border around the image (TrainConfig.border; replicate for tiny images), pads
-    H, W to the stride (reflect; replicate for 1-pixel sides) and crops back, as `sincut translate`
-    does: scripted, so the padding follows each input's size instead of the example the core was traced with."""
+    """Mirrors the model's border around the image and pads H, W to the stride with border.py's own
+    functions (the ones `sincut translate` uses), then crops back: scripted, so the padding follows each
+    input's size instead of the example the core was traced with."""
 
     def __init__(self, core: nn.Module, stride: int, border: int = 0) -> None:
         super().__init__()
@@ -54,13 +55,7 @@ class PadToStride(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w, b = x.shape[2], x.shape[3], self.border
-        if b > 0:
-            x = F.pad(x, [b, b, b, b], mode="reflect" if min(h, w) > b else "replicate")
-        pad_h, pad_w = (self.stride - h % self.stride) % self.stride, (self.stride - w % self.stride) % self.stride
-        if pad_h > 0 or pad_w > 0:
-            mode = "replicate" if min(h, w) <= max(pad_h, pad_w) else "reflect"
-            x = F.pad(x, [0, pad_w, 0, pad_h], mode=mode)
-        return self.core(x)[:, :, b:b + h, b:b + w]
+        return self.core(pad_to_stride(add_border(x, b), self.stride))[:, :, b:b + h, b:b + w]
 
 
 class Bordered(nn.Module):
