@@ -23,6 +23,16 @@ from ..interrupt import kill_point
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def is_image_file(path: Path) -> bool:
+    """A file whose suffix is one of IMAGE_SUFFIXES (any case)."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def images_under(folder: str | os.PathLike) -> list[Path]:
+    """The image files under `folder`, recursively, sorted: how every command finds a folder's images."""
+    return sorted(p for p in Path(folder).rglob("*") if is_image_file(p))
+
+
 _MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale", "P": "palette", "PA": "palette",
                "CMYK": "CMYK", "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "32-bit grayscale",
                "F": "floating-point grayscale", "La": "grayscale", "RGBa": "premultiplied RGBA"}
@@ -193,16 +203,23 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quali
     return atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
 
 
+def fit_height(img: Image.Image, height: int) -> Image.Image:
+    """The image scaled to `height` px, aspect kept (Lanczos)."""
+    return img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS)
+
+
+def hstack(images: list[Image.Image], gap: int = 0) -> Image.Image:
+    """Images placed left to right on white, `gap` px apart, aligned at the top: the one strip builder
+    (previews, the report's panels and image rows)."""
+    width = sum(i.width for i in images) + gap * (len(images) - 1)
+    sheet = Image.new("RGB", (width, max(i.height for i in images)), "white")
+    x = 0
+    for i in images:
+        sheet.paste(i, (x, 0))
+        x += i.width + gap
+    return sheet
+
+
 def side_by_side(images: list[torch.Tensor], height: int) -> Image.Image:
     """Images scaled to one height and placed left to right (the preview strip)."""
-    tiles = []
-    for t in images:
-        pil = to_pil(t)
-        w = max(1, round(pil.width * height / pil.height))
-        tiles.append(pil.resize((w, height), Image.LANCZOS))
-    sheet = Image.new("RGB", (sum(t.width for t in tiles), height))
-    x = 0
-    for t in tiles:
-        sheet.paste(t, (x, 0))
-        x += t.width
-    return sheet
+    return hstack([fit_height(to_pil(t), height) for t in images])

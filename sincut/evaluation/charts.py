@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..data.images import fit_height
+
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
@@ -124,21 +126,6 @@ def line_chart(title: str, series: list[Series], x_label: str, y_label: str, siz
         d.line([(lx + 6 * k, yy), (lx + 24 * k, yy)], fill=color, width=3 * k)
         d.text((lx + 30 * k, yy), name, fill="black", font=f_text, anchor="lm")
     return img.resize(size, Image.LANCZOS)
-
-
-def side_by_side_images(images: list[Image.Image], gap: int = 8) -> Image.Image:
-    """Images placed left to right on white, aligned at the top."""
-    width = sum(i.width for i in images) + gap * (len(images) - 1)
-    sheet = Image.new("RGB", (width, max(i.height for i in images)), "white")
-    x = 0
-    for i in images:
-        sheet.paste(i, (x, 0))
-        x += i.width + gap
-    return sheet
-
-
-def fit_height(img: Image.Image, height: int) -> Image.Image:
-    return img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS)
 
 
 def captioned(img: Image.Image, caption: str, height: int) -> Image.Image:

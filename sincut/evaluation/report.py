@@ -19,10 +19,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ..data.images import atomic_write, save_image
+from ..data.images import atomic_write, fit_height, hstack, save_image
 from ..errors import UserError
 from ..training.run_dir import SOURCE_IMAGE, TARGET_IMAGE, read_jsonl
-from .charts import Series, captioned, chart_font, fit_height, line_chart, side_by_side_images
+from .charts import Series, captioned, chart_font, line_chart
 
 
 REPORT_HTML, REPORT_PNG = "report.html", "report.png"
@@ -93,7 +93,7 @@ def loss_plot(log: list[dict]) -> Image.Image:
             series.append(Series(key, steps, ys))
         note = f" (mean of {window} logged steps)" if window > 1 else ""
         charts.append(line_chart(title + note, series, "step", "loss"))
-    return side_by_side_images(charts, gap=0)
+    return hstack(charts, gap=0)
 
 
 def metric_plot(files: RunFiles) -> Image.Image:
@@ -125,7 +125,7 @@ def metric_plot(files: RunFiles) -> Image.Image:
                                     [Series("SIFID", [r["step"] for r in with_sifid],
                                             [r["sifid"] for r in with_sifid], dots=True)],
                                     "step", "SIFID (Conv2d_4a, 256 px)", mark=mark))
-    return side_by_side_images(charts, gap=0)
+    return hstack(charts, gap=0)
 
 
 def history_tiles(files: RunFiles, height: int) -> list[tuple[int, Image.Image]]:
@@ -247,13 +247,13 @@ def summary_image(files: RunFiles, losses: Image.Image, metrics: Image.Image) ->
     if shown:  # as tall as fits the width (at most 300 px), so captions keep their size
         aspect = sum(max(img.width / img.height, 60 / 300) for _, _, img in shown)
         height = int(min(300, (width - 12 * (len(shown) - 1)) / aspect))
-        blocks.append(side_by_side_images([captioned(img, cap, height) for cap, _, img in shown], gap=12))
+        blocks.append(hstack([captioned(img, cap, height) for cap, _, img in shown], gap=12))
     tiles = [t for _, t in history_tiles(files, 120)]
     if tiles:
-        strip = side_by_side_images(tiles, gap=6)
+        strip = hstack(tiles, gap=6)
         if strip.width > width:  # smaller tiles rather than smaller captions
             height = int(120 * (width - 6 * len(tiles)) / (strip.width - 6 * len(tiles)))
-            strip = side_by_side_images([t for _, t in history_tiles(files, height)], gap=6)
+            strip = hstack([t for _, t in history_tiles(files, height)], gap=6)
         blocks.append(strip)
     blocks += [metrics, losses]
     sheet = Image.new("RGB", (width, sum(b.height for b in blocks) + 10 * len(blocks)), "white")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_SUFFIXES, DecodedImage, read_image, save_image
+from ..data.images import IMAGE_SUFFIXES, DecodedImage, images_under, is_image_file, read_image, save_image
 from ..errors import UserError
 from .model import load_generator
 from .translator import Translator
@@ -34,10 +34,6 @@ class Job:
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def expand_inputs(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """(file, path relative to the output folder) for each image.
 
@@ -52,8 +48,8 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
             fixed = next(i for i, part in enumerate(parts) if _GLOB_MAGIC.search(part))
             base = Path(*parts[:fixed]) if fixed else Path(".")
             matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
-            files += [f for m in matches if m.is_dir() for f in _images_under(m)]
+            files = [m for m in matches if is_image_file(m)]
+            files += [f for m in matches if m.is_dir() for f in images_under(m)]
             if not files:
                 raise UserError(f"{item}: the pattern matches no images ({', '.join(IMAGE_SUFFIXES)}); "
                                 "check the pattern")
@@ -61,7 +57,7 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
         elif not p.exists():
             raise UserError(f"{p}: no such file or folder; check the path")
         elif p.is_dir():
-            files = _images_under(p)
+            files = images_under(p)
             if not files:
                 raise UserError(f"{p}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
             pairs += [(f, f.relative_to(p)) for f in files]

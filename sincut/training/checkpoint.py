@@ -89,20 +89,29 @@ def resolve_checkpoint(model: str | os.PathLike, which: str = "auto") -> Path:
     return found[-1]
 
 
+def load_weights_file(path: Path, empty: str, holder: str, unreadable: str,
+                      map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True (no code runs from the file); an empty, refused or unreadable file
+    is a one-line UserError naming it: `empty` and `unreadable` finish its sentence, `holder` names what
+    never holds pickled objects. The one safe load for sincut's checkpoints and the paper's weights."""
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: {empty}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UserError(f"{path}: refused to load: the file holds objects {holder} never has "
+                        f"({first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise UserError(f"{path}: {unreadable.format(str(e).splitlines()[0][:160])}") from None
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with weights_only=True; any failure becomes a one-line UserError naming the file."""
     p = Path(path)
-    if p.stat().st_size == 0:
-        raise UserError(f"{p}: the checkpoint is empty (an interrupted copy?); use another checkpoint")
-    try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UserError(f"{p}: refused to load: the file holds objects a sincut checkpoint never has "
-                        f"({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UserError(f"{p}: not a readable sincut checkpoint (truncated or corrupt: "
-                        f"{str(e).splitlines()[0][:160]})") from None
+    state = load_weights_file(p, "the checkpoint is empty (an interrupted copy?); use another checkpoint",
+                              "a sincut checkpoint", "not a readable sincut checkpoint (truncated or corrupt: {})",
+                              map_location)
     if not isinstance(state, dict) or "format" not in state or "G" not in state:
         raise UserError(f"{p}: not a sincut checkpoint (no format tag or generator weights)")
     if state["format"] > FORMAT_VERSION:

@@ -15,20 +15,18 @@ Loading is `weights_only`: a crafted pickle is refused, as for our own checkpoin
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ..config import PRESETS, TrainConfig, make_config
 from ..errors import UserError
 from ..nets import build_generator
 from ..nets.stylegan2 import discriminator_widths, generator_widths
+from .checkpoint import load_weights_file
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
@@ -207,16 +205,8 @@ def read_options(path: Path) -> dict[str, str]:
 
 def load_official_state(path: Path) -> dict[str, Tensor]:
     """One `*_net_X.pth` (a plain state dict) with weights_only=True; one-line errors naming the file."""
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the file is empty (an interrupted copy?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UserError(f"{path}: refused to load: the file holds objects a network's weights never have "
-                        f"({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable PyTorch weights file ({str(e).splitlines()[0][:160]})") from None
+    state = load_weights_file(path, "the file is empty (an interrupted copy?)", "a network's weights",
+                              "not a readable PyTorch weights file ({})")
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise UserError(f"{path}: not a network's state dict (expected parameter names and tensors)")
     return state
