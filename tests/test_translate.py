@@ -58,19 +58,9 @@ def random_generator() -> Generator:
 
 
 def test_receptive_field_fits_in_the_tile_context():
-    """Move one input pixel: outputs change only within 30 px, inside the 32 px every tile reads around it."""
-    G = random_generator()
-    x = torch.randn(1, 3, 112, 112)
-    noise = G.draw_noise(1, 112, 112, torch.Generator().manual_seed(0))
-    radius = 0
-    for c in (56, 57):  # both phases of the stride-2 grid
-        y = x.clone()
-        y[0, :, c, c] += 5.0
-        with torch.no_grad():
-            changed = (G(x, noise=noise)[0] - G(y, noise=noise)[0]).abs().sum(1)[0] > 0
-        rows, cols = changed.nonzero(as_tuple=True)
-        radius = max(radius, *(abs(int(v) - c) for v in (rows.min(), rows.max(), cols.min(), cols.max())))
-    assert radius == 30 and radius <= CONTEXT
+    """Move one input pixel: outputs change only within 30 px, inside the 32 px CONTEXT a G that does not
+    state its radius is given."""
+    assert impulse_radius(random_generator(), 112) == 30 <= CONTEXT
 
 
 def impulse_radius(G: Generator, size: int) -> int:
