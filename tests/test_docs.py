@@ -160,3 +160,15 @@ def test_translate_table_says_what_translate_json_holds():
                f"{r['seconds_per_megapixel']:.2f} | {r['vs_whole']:.2f} | {r['gflops_per_second']:.0f} | "
                f"{r['peak_rss_mib']:.0f} MiB |")
         assert row in text, (r["engine"], r["size"])
+
+
+def test_tile_profile_paragraph_says_what_its_json_holds():
+    rows = {r["size"]: r for r in json.loads((ROOT / "docs" / "results" / "tile_profile.json").read_text())["rows"]}
+    text = " ".join((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").split())
+    tiled = rows["4000x3000"]
+    for figure in (f"{rows['1024x768']['g_seconds_per_computed_megapixel']:.2f} s per computed megapixel",
+                   f"{rows['1188x1188']['g_seconds_per_computed_megapixel']:.2f} on a whole 1188x1188",
+                   f"{tiled['g_seconds_per_computed_megapixel']:.2f} on the twelve",
+                   f"compute {tiled['computed_over_image']:.3f}x the image's",
+                   f"took {tiled['outside_g_seconds']:.2f} s of {tiled['total_seconds']:.1f} s"):
+        assert figure in text, figure
