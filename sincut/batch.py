@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from .training.checkpoint import list_checkpoints
 from .config import TrainConfig
-from .data.images import IMAGE_SUFFIXES, atomic_write, images_under, save_image
+from .data.images import atomic_write, images_in_folder, save_image
 from .errors import TrainingStopped, UserError
 from .progress import TrainingProgress
 from .training.loop import resume, train
@@ -52,10 +52,7 @@ def collect_images(items: list[str | os.PathLike], role: str) -> list[Path]:
         if not p.exists():
             raise UserError(f"{p}: no such file or folder ({role}); check the path")
         if p.is_dir():
-            images = images_under(p)
-            if not images:
-                raise UserError(f"{p}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}) ({role})")
-            found += images
+            found += images_in_folder(p, f" ({role})")
         elif p not in found:
             found.append(p)
     by_stem: dict[str, Path] = {}

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import UserError
-from .images import IMAGE_SUFFIXES, images_under, load_image
+from .images import images_in_folder, load_image
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
@@ -29,10 +29,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"{root}: not a folder; dataset mode needs two folders of images")
-    files = images_under(root)
-    if not files:
-        raise UserError(f"{root}: holds no images ({', '.join(IMAGE_SUFFIXES)}); check the folder")
-    return files
+    return images_in_folder(root)
 
 
 def load_resized(path: Path, size: int) -> Tensor:

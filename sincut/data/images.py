@@ -33,6 +33,14 @@ def images_under(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if is_image_file(p))
 
 
+def images_in_folder(folder: str | os.PathLike, role: str = "") -> list[Path]:
+    """images_under(folder), or a one-line UserError when it holds none (`role` says which input it was)."""
+    found = images_under(folder)
+    if not found:
+        raise UserError(f"{folder}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)}){role}; check the folder")
+    return found
+
+
 _MODE_NAMES = {"1": "1-bit", "L": "grayscale", "LA": "grayscale", "P": "palette", "PA": "palette",
                "CMYK": "CMYK", "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV", "I": "32-bit grayscale",
                "F": "floating-point grayscale", "La": "grayscale", "RGBa": "premultiplied RGBA"}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_SUFFIXES, DecodedImage, images_under, is_image_file, read_image, save_image
+from ..data.images import IMAGE_SUFFIXES, DecodedImage, images_in_folder, images_under, is_image_file, read_image, save_image
 from ..errors import UserError
 from .model import load_generator
 from .translator import Translator
@@ -57,10 +57,7 @@ def expand_inputs(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
         elif not p.exists():
             raise UserError(f"{p}: no such file or folder; check the path")
         elif p.is_dir():
-            files = images_under(p)
-            if not files:
-                raise UserError(f"{p}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            pairs += [(f, f.relative_to(p)) for f in files]
+            pairs += [(f, f.relative_to(p)) for f in images_in_folder(p)]
         else:
             pairs.append((p, Path(p.name)))
     return pairs
