@@ -89,6 +89,10 @@ class TrainConfig:
                                 "function of the photo's brightness and cannot cross an edge the photo does not "
                                 "have (no halo along a skyline); 0 = off, G's raw change.", min=0, max=64,
                                 group="advanced")
+    detail_sigma: float = _opt(0.0, "With --guide-radius: the part of G's own change finer than a Gaussian of this "
+                                    "many pixels (the change minus its blur) bypasses the guided filter, so G can "
+                                    "draw strokes the photo lacks while wide bands (halos) stay filtered; 0 = off.",
+                               min=0.0, max=16.0, group="advanced")
     colour_init: str = _opt("none", "Residual G only: G starts from a closed-form colour transfer toward TARGET, "
                                     "fitted once from the two images and kept inside G: reinhard (Reinhard et al. "
                                     "2001, l-alpha-beta means and stds) or pitie (Pitie et al. 2005, 1-D distribution "
@@ -212,6 +216,9 @@ class TrainConfig:
         if self.guide_radius and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--guide-radius {self.guide_radius} filters the change of a residual generator: add "
                              "--residual (with --generator stylegan2), or give --guide-radius 0")
+        if self.detail_sigma and not self.guide_radius:
+            raise ValueError(f"--detail-sigma {self.detail_sigma} lets fine detail bypass the guided filter: "
+                             "add --guide-radius R (with --residual), or give --detail-sigma 0")
         if self.colour_init != "none" and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--colour-init {self.colour_init} starts a residual generator from a colour transfer: "
                              "add --residual (with --generator stylegan2), or give --colour-init none")

@@ -9,7 +9,7 @@ import torch
 from sincut.config import make_config
 from sincut.data.images import rgb_to_tensor
 from sincut.nets import Generator
-from sincut.nets.stylegan2 import GUIDE_EPS, LUMA, guided_change
+from sincut.nets.stylegan2 import GUIDE_EPS, LUMA, fine_detail, guided_change
 from sincut.inference.tiles import CONTEXT
 from sincut.inference.translator import Translator, translate_tensor
 
@@ -95,3 +95,40 @@ def test_quick_without_a_residual_generator_is_one_line(tiny_pair, tmp_path):
     result = CliRunner().invoke(main, args, prog_name="sincut")
     assert result.exit_code == 2 and "--guide-radius 0" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_fine_detail_is_the_change_minus_its_gaussian_blur():
+    """--detail-sigma's bypass, against a Gaussian worked in numpy: an impulse far from the border leaves
+    itself minus the normalised 3-sigma kernel; a constant change has no detail at all."""
+    sigma, r = 1.5, 5  # 3 sigma rounded up
+    impulse = torch.zeros(1, 3, 31, 31)
+    impulse[:, :, 15, 15] = 1.0
+    out = fine_detail(impulse, sigma)[0, 0].numpy()
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
+    kernel = np.outer(g, g) / g.sum() ** 2
+    expected = -np.pad(kernel, 15 - r)
+    expected[15, 15] += 1.0
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert fine_detail(torch.full((1, 3, 20, 20), 0.3), sigma).abs().max().item() < 1e-6
+
+
+def test_detail_bypasses_the_filter_only_below_the_blur():
+    """G's change is filtered as before, plus its own fine detail: with the filter's output known, what
+    is left is exactly change - blur(change); and --detail-sigma without a guide radius is refused."""
+    torch.manual_seed(0)
+    G = Generator(ngf=2, crop_size=32, n_blocks=2, residual=True, guide_radius=2, detail_sigma=2.0)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.normal_(0, 0.3)
+    x = torch.rand(1, 3, 40, 40) * 2 - 1
+    noise = G.draw_noise(1, 40, 40, torch.Generator().manual_seed(0))
+    G.detail_sigma = 0.0
+    filtered = G(x, noise=noise)[0]
+    G.detail_sigma = 2.0
+    with_detail = G(x, noise=noise)[0]
+    G.residual, G.guide_radius, G.detail_sigma = False, 0, 0.0  # the raw change: to_rgb's output
+    raw = G(x, noise=noise)[0]
+    torch.testing.assert_close(with_detail - filtered, fine_detail(raw, 2.0), atol=1e-5, rtol=0)
+    assert fine_detail(raw, 2.0).abs().mean() > 1e-3  # a real difference, not zeros on both sides
+    with pytest.raises(ValueError, match="--detail-sigma"):
+        make_config("quick", guide_radius=0, detail_sigma=2.0)

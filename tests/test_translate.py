@@ -83,6 +83,7 @@ def impulse_radius(G: Generator, size: int) -> int:
     dict(n_blocks=4, residual=True, guide_radius=4),  # the quick recipe's G
     dict(n_blocks=2, n_downsampling=2),
     dict(n_blocks=3, residual=True, guide_radius=7),
+    dict(n_blocks=4, residual=True, guide_radius=2, detail_sigma=2.0),  # the detail path reaches 6 px, the filter 4
 ])
 def test_each_generators_context_is_its_measured_reach_rounded_to_the_stride(kwargs):
     """Tiles read exactly what G reaches: its stated radius is the impulse's reach, and Translator's

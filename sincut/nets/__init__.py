@@ -21,7 +21,8 @@ def build_generator(config: Any) -> nn.Module:
         return ResnetGenerator(ngf=config.ngf, n_blocks=config.n_blocks, init_gain=config.init_gain)
     return Generator(ngf=config.ngf, crop_size=config.crop_size, n_blocks=config.n_blocks,
                      residual=config.residual, guide_radius=config.guide_radius,
-                     colour_init=getattr(config, "colour_init", "none"))
+                     colour_init=getattr(config, "colour_init", "none"),
+                     detail_sigma=getattr(config, "detail_sigma", 0.0))
 
 
 def build_discriminator(config: Any) -> nn.Module:

@@ -43,7 +43,8 @@ class Generator(EncoderFeatures, nn.Module):
     """
 
     def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1,
-                 residual: bool = False, guide_radius: int = 0, colour_init: str = "none") -> None:
+                 residual: bool = False, guide_radius: int = 0, colour_init: str = "none",
+                 detail_sigma: float = 0.0) -> None:
         super().__init__()
         ch = generator_widths(ngf)
         res = _table_resolution(crop_size)
@@ -70,6 +71,12 @@ class Generator(EncoderFeatures, nn.Module):
         if guide_radius and not residual:
             raise ValueError("guide_radius filters the change of a residual generator (residual=True)")
         self.guide_radius = guide_radius
+        # --detail-sigma: the fine part of G's own change (itself minus its Gaussian blur) bypasses the
+        # guided filter. A halo is a band wider than the blur, so it stays filtered; a stroke finer than
+        # the blur may be drawn where the photo has none.
+        if detail_sigma and not guide_radius:
+            raise ValueError("detail_sigma lets part of the change bypass the guided filter: set guide_radius")
+        self.detail_sigma = detail_sigma
         # --colour-init: a fitted closed-form colour transfer T (buffers only, so checkpoints, the weight
         # average, translate and export carry it). G(x) = x + change(T(x)) + T(x) - x: the encoder sees T(x),
         # so training starts from the colour transfer; with a guide radius the whole change (the transfer's
@@ -81,7 +88,7 @@ class Generator(EncoderFeatures, nn.Module):
         self.colour = make_colour_transfer(colour_init) if colour_init != "none" else None
         # Pixels beyond the convolutions' reach that an output pixel depends on: the guided filter's
         # coefficients are window means of window statistics (tiles read this much more context).
-        self.extra_context = 2 * guide_radius
+        self.extra_context = max(2 * guide_radius, detail_reach(detail_sigma))
         # How far (in output pixels) a change of one input pixel reaches: each res block's two 3x3 convs
         # reach 2 px at 1/stride resolution, the down- and upsampling layers' convs and blurs add
         # 6 x (stride - 1), and the guided filter 2r. tests/test_translate.py checks it with an impulse for
@@ -129,14 +136,17 @@ class Generator(EncoderFeatures, nn.Module):
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
         out = self.to_rgb(x)
+        detail = fine_detail(out, self.detail_sigma) if self.detail_sigma else None
         if self.colour is not None and self.guide_radius:
             # The colour transfer's own change joins G's before the guided filter, steered by the photo:
             # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
             # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
             # where the photo is flat.
-            return photo + guided_change(photo, image - photo + out, self.guide_radius), feats
+            out = guided_change(photo, image - photo + out, self.guide_radius)
+            return photo + (out if detail is None else out + detail), feats
         if self.guide_radius:
             out = guided_change(image, out, self.guide_radius)
+            out = out if detail is None else out + detail
         return (image + out if self.residual else out), feats
 
 
@@ -152,6 +162,19 @@ def guided_change(image: Tensor, change: Tensor, radius: int, eps: float = GUIDE
     radius = min(radius, change.shape[-2] - 1, change.shape[-1] - 1)  # reflection needs a wider image
     luma = (image * image.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     return kornia.filters.guided_blur(luma, change, 2 * radius + 1, eps, border_type="reflect")
+
+
+def detail_reach(sigma: float) -> int:
+    """Radius of the Gaussian `fine_detail` subtracts: 3 sigma, rounded up (0 when off)."""
+    return math.ceil(3 * sigma) if sigma else 0
+
+
+def fine_detail(change: Tensor, sigma: float) -> Tensor:
+    """The part of `change` finer than a Gaussian of `sigma` px: the change minus its blur."""
+    r = detail_reach(sigma)
+    r = min(r, change.shape[-2] - 1, change.shape[-1] - 1)  # reflection needs a wider image
+    return change - kornia.filters.gaussian_blur2d(change, (2 * r + 1, 2 * r + 1), (sigma, sigma),
+                                                   border_type="reflect")
 
 
 class Discriminator(nn.Module):
