@@ -1,7 +1,7 @@
 """Quality against wall-clock time: what each single-image recipe gives after 1, 2, ... M minutes,
 judged against closed-form colour transfers rather than the untouched photo alone.
 
-    python benchmarks/quality.py [--minutes 10] [--recipes quick,sincut] [--seeds 0,1,2]
+    python benchmarks/quality.py [--minutes 10] [--recipes quick,sincut] [--seeds 0,1,2] [--seeds-of sincut=0]
                                  [--pairs montStMichel-vanGogh,...|all] [--recipe-args NAME=ARGS ...]
                                  [--reuse] [--out benchmarks/results/quality] [--threads N]
     python benchmarks/quality.py --table [--out DIR]      # the markdown table of DIR/quality.json
@@ -20,8 +20,8 @@ look than a colour transfer does. Writes to --out:
 - quality.png: SIFID / best transfer for every recipe and pair on top, then one row per pair: SIFID,
   texture distance, SSIM, edge correlation against minutes, each recipe as its median over seeds with
   the min-max band, each baseline as a dashed horizontal line;
-- contact_sheet.jpg: per recipe and pair (first seed), the photo, both transfers, the translation at
-  each evaluation, and the painting, each with its SIFID;
+- contact_sheet.jpg: per recipe and pair, the photo, both transfers, the first seed's translation at
+  each evaluation, the other seeds' final results, and the painting, each with its SIFID;
 - runs/RECIPE-PAIR-sSEED/: the run directories (`--reuse` keeps finished ones).
 
 Pairs: the four defaults (the bundled samples, the paper's Etretat/Monet pair and two photo x painting
@@ -169,6 +169,19 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def parse_seeds_of(items: list[str], recipes: dict[str, list[str]], default: list[int]) -> dict[str, list[int]]:
+    """Recipe -> its seeds: --seeds for every recipe, except those given NAME=SEEDS (a slow baseline recipe
+    such as the paper's may run one seed beside three of the recipe under test)."""
+    seeds = {name: default for name in recipes}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in recipes:
+            fail(f"--seeds-of: {item!r} must be RECIPE=SEEDS for one of the recipes ({', '.join(recipes)}), "
+                 "e.g. sincut=0")
+        seeds[name] = parse_seeds(text)
+    return seeds
+
+
 # ---------------------------------------------------------------- scoring
 
 def score(image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor,
@@ -298,8 +311,16 @@ def _cell(values: list[float | None], digits: int) -> str:
 COLUMNS = [("sifid", 1), (RATIO, 2), ("texture_distance", 3), ("ssim", 3), ("edge_correlation", 3)]
 
 
+def seeds_text(results: dict) -> str:
+    """`0,1,2`, or per recipe where --seeds-of gave some recipe other seeds: `quick 0,1,2; sincut 0`."""
+    per_recipe = results.get("recipe_seeds", {})
+    if not per_recipe or all(v == results["seeds"] for v in per_recipe.values()):
+        return ",".join(map(str, results["seeds"]))
+    return "; ".join(f"{name} {','.join(map(str, v))}" for name, v in per_recipe.items())
+
+
 def markdown_table(results: dict) -> str:
-    heading = (f"{results['minutes']:g} min per run, seeds {','.join(map(str, results['seeds']))}; "
+    heading = (f"{results['minutes']:g} min per run, seeds {seeds_text(results)}; "
                "recipes: median (min-max) over seeds at their last evaluation" if results["runs"] else
                "the photo and its closed-form colour transfers (no recipe was run)")
     lines = [heading, "",
@@ -477,7 +498,8 @@ def translation_tiles(run: Path, evaluations: list[dict]) -> list[tuple[str, Ima
 
 
 def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image.Image:
-    """Per recipe x pair (first seed): photo, Reinhard, Pitie, each evaluation, painting; SIFID under each.
+    """Per recipe x pair: photo, Reinhard, Pitie, the first seed's evaluations, the other seeds' final
+    results, painting; SIFID under each.
     `paintings` maps each pair to its painting's file (quality.json keeps only file names)."""
     font = chart_font(13)
     lines = []
@@ -490,6 +512,11 @@ def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image
             sifid = f", {base[name]['sifid']:.0f}" if base[name]["sifid"] is not None else ""
             cells.append((f"{name}{sifid}", Image.open(path).convert("RGB")))
         cells += translation_tiles(out / run["run"], run["evaluations"])
+        for other in runs[1:]:  # one GAN run decides nothing: every other seed's final result beside it
+            final = other["evaluations"][-1]
+            sifid = f", {final['sifid']:.0f}" if final.get("sifid") is not None else ""
+            result = Image.open(out / other["run"] / "result.png").convert("RGB")
+            cells.append((f"seed {other['seed']} final{sifid}", result))
         cells.append(("painting", Image.open(paintings[pair]).convert("RGB")))
         pics = []
         for caption, im in cells:
@@ -527,6 +554,8 @@ def main() -> None:
                     help='extra `sincut train` arguments of a recipe, e.g. quick-pitie="--preset quick '
                          '--colour-init pitie", or a JSON mapping {"NAME": "ARGS"}; repeatable')
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds; every recipe x pair x seed runs")
+    ap.add_argument("--seeds-of", action="append", default=[], metavar="RECIPE=SEEDS",
+                    help="other seeds for one recipe, e.g. sincut=0 (the paper's recipe once per pair); repeatable")
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated or all, from {', '.join(ALL_PAIRS)}")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality")
     ap.add_argument("--reuse", action="store_true",
@@ -545,6 +574,7 @@ def main() -> None:
         fail(f"--minutes must be positive, got {args.minutes:g}")
     recipes = parse_recipes(args.recipes, args.recipe_args)
     seeds = parse_seeds(args.seeds)
+    recipe_seeds = parse_seeds_of(args.seeds_of, recipes, seeds)
     pairs = select_pairs(args.pairs)
     if not pairs:
         fail("--pairs: none of the chosen pairs is present here; choose montStMichel-vanGogh (bundled)")
@@ -553,6 +583,7 @@ def main() -> None:
     select_by = "sifid" if network is not None else "style"
     results = {"machine": {**machine(), "threads": args.threads or torch.get_num_threads()},
                "command": shlex.join(["python", *sys.argv]), "minutes": args.minutes, "seeds": seeds,
+               "recipe_seeds": recipe_seeds,
                "recipes": recipes, "pairs": {n: [s.name, t.name] for n, (s, t) in pairs.items()},
                "definitions": DEFINITIONS, "baselines": {}, "runs": []}
     for name, (source, target) in pairs.items():
@@ -560,7 +591,7 @@ def main() -> None:
         results["baselines"][name] = baselines(name, source, target, args.out, network)
     for recipe, words in recipes.items():
         for name, (source, target) in pairs.items():
-            for seed in seeds:
+            for seed in recipe_seeds[recipe]:
                 run = run_dir(args.out, recipe, name, seed)
                 request = {"args": words, "minutes": args.minutes, "seed": seed, "source": str(source),
                            "target": str(target), "select_by": select_by}

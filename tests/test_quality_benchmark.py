@@ -55,3 +55,16 @@ def test_table_gives_median_range_and_ratio_to_the_better_transfer() -> None:
     assert rows["photo"][3] == "2.40" and rows["reinhard"][3] == "1.60" and rows["pitie"][3] == "1.00"
     xs, mid, lo, hi = Q.band_of(runs, "sifid", 50.0)
     assert xs == [1.0, 2.0] and mid == [1.8, 0.9] and lo == [1.8, 0.8] and hi == [1.8, 1.2]
+
+
+def test_seeds_of_gives_one_recipe_other_seeds_and_the_table_says_so() -> None:
+    recipes = Q.parse_recipes("quick,sincut", [])
+    seeds = Q.parse_seeds_of(["sincut=0"], recipes, [0, 1, 2])
+    assert seeds == {"quick": [0, 1, 2], "sincut": [0]}
+    assert Q.seeds_text({"seeds": [0, 1, 2], "recipe_seeds": seeds}) == "quick 0,1,2; sincut 0"
+    assert Q.seeds_text({"seeds": [0, 1, 2], "recipe_seeds": {"quick": [0, 1, 2]}}) == "0,1,2"
+    assert Q.seeds_text({"seeds": [4]}) == "4"  # a quality.json from before --seeds-of
+    for bad in (["cut=0"], ["sincut"], ["sincut=0,0"]):
+        with pytest.raises(SystemExit) as e:
+            Q.parse_seeds_of(bad, recipes, [0])
+        assert e.value.code == 2
