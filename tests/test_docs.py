@@ -149,7 +149,8 @@ def test_baseline_tables_say_what_baselines_json_holds():
         f = data[pair]
         best = min(f["reinhard"]["sifid"], f["pitie"]["sifid"])
         cells = (f"| {f['photo']['sifid']:.1f} | {f['reinhard']['sifid']:.1f} | {f['pitie']['sifid']:.1f} | "
-                 f"{_quick_cell([e['sifid'] for e in runs], 1)} | {_quick_cell([e['sifid'] / best for e in runs], 2)} | "
+                 f"{_quick_cell([e['sifid'] for e in runs], 1)} | "
+                 f"{_quick_cell([e['sifid'] / best for e in runs], 2)} | "
                  f"{f['photo']['texture_distance']:.3f} / {f['pitie']['texture_distance']:.3f} / "
                  f"{_quick_cell([e['texture_distance'] for e in runs], 3)} | "
                  f"{_quick_cell([e['ssim'] for e in runs], 2)} / {f['pitie']['ssim']:.2f} |")
