@@ -3,7 +3,6 @@ the quality table must say what docs/quality.json holds, and the package descrip
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import runpy
@@ -17,6 +16,9 @@ import pytest
 from .conftest import ROOT
 
 from sincut.reference import UPDATE_COMMAND, reference_markdown
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import quality as quality_benchmark  # noqa: E402  (a script, as tests/test_quality_benchmark.py imports it)
 
 USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ALL_PAGES = [*USER_PAGES, ROOT / "CONTRIBUTING.md"]
@@ -102,15 +104,6 @@ def test_package_description_of_the_readme_keeps_the_text_and_no_broken_links():
     assert "taesungp/contrastive-unpaired-translation" in described
 
 
-def _quality_benchmark():
-    """benchmarks/quality.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("quality_benchmark", ROOT / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # its dataclasses look their module up there
-    spec.loader.exec_module(sys.modules[spec.name])
-    return module
-
-
 def test_benchmark_quality_table_is_the_table_of_quality_json():
     """docs/benchmarks.md carries `quality.py --table` of the committed docs/quality.json, verbatim: every
     recipe over three seeds on the four default pairs, beside the photo and both colour transfers."""
@@ -118,7 +111,7 @@ def test_benchmark_quality_table_is_the_table_of_quality_json():
     assert {(r["recipe"], r["pair"], r["seed"]) for r in data["runs"] if r["recipe"] == "quick"} == {
         ("quick", pair, seed) for pair in data["baselines"] for seed in (0, 1, 2)}
     assert len(data["baselines"]) == 4
-    table = _quality_benchmark().markdown_table(data)
+    table = quality_benchmark.markdown_table(data)
     assert table in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
 
 

@@ -136,17 +136,18 @@ class Generator(EncoderFeatures, nn.Module):
         for i, up in enumerate(self.upsample):
             x = up(x, generator, None if noise is None else noise[i])
         out = self.to_rgb(x)
-        detail = fine_detail(out, self.detail_sigma) if self.detail_sigma else None
-        if self.colour is not None and self.guide_radius:
-            # The colour transfer's own change joins G's before the guided filter, steered by the photo:
-            # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
-            # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
-            # where the photo is flat.
-            out = guided_change(photo, image - photo + out, self.guide_radius)
-            return photo + (out if detail is None else out + detail), feats
         if self.guide_radius:
-            out = guided_change(image, out, self.guide_radius)
-            out = out if detail is None else out + detail
+            own_change = out
+            if self.colour is not None:
+                # The colour transfer's own change joins G's before the guided filter, steered by the photo:
+                # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
+                # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
+                # where the photo is flat.
+                out, image = guided_change(photo, image - photo + out, self.guide_radius), photo
+            else:
+                out = guided_change(image, out, self.guide_radius)
+            if self.detail_sigma:
+                out = out + fine_detail(own_change, self.detail_sigma)
         return (image + out if self.residual else out), feats
 
 
