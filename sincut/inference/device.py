@@ -29,3 +29,21 @@ def cpu_has_bf16_kernels() -> bool:
     """Whether oneDNN has bfloat16 convolutions on this CPU (AVX512-BF16 or AMX). Without them PyTorch
     runs bf16 convolutions in a reference loop (aten::_slow_conv2d_forward), many times slower than fp32."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 autocast is the fast path here: a CUDA GPU that supports it, or a CPU whose oneDNN
+    has bfloat16 convolutions. Apple's MPS and CPUs without those kernels stay in float32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return cpu_has_bf16_kernels()
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """The precision a run uses: 'auto' becomes bf16 where bf16_is_fast(device), else fp32; an explicit
+    fp32, bf16 or fp16 is kept as asked (the device checks refuse what cannot run)."""
+    if requested != "auto":
+        return requested
+    return "bf16" if bf16_is_fast(device) else "fp32"
