@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from ..config import TrainConfig
-from ..data.folders import FolderPairs
 from ..data.images import atomic_write, fit_within, save_image, tensor_to_rgb
 from ..errors import TrainingFailed, TrainingStopped, UserError
 from ..interrupt import StopRequest
@@ -29,7 +28,8 @@ from ..inference.tiles import DEFAULT_TILE
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
 from .distributed import init_from_env, shutdown, unwrap
 from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
-from .schedule import UNSIZED_STEPS, calibration_steps, fixed_size_from_epoch, steps_for_budget, with_concrete_steps
+from .minutes import MinutesSizer
+from .schedule import UNSIZED_STEPS, with_concrete_steps
 from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line
 
 
@@ -152,44 +152,6 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]
             raise TrainingFailed(f"loss {name} became {value} at step {step}; the last good checkpoint is "
                                  "kept; try a lower --lr (a new run) or resume from that checkpoint")
     return losses
-
-
-@dataclass
-class MinutesSizer:
-    """--minutes: the run starts with an open step count (UNSIZED_STEPS, the lr constant); after the
-    untrained model's timed evaluation and calibration_steps() timed steps, `size` fixes the total
-    that fits the budget, once, before any checkpoint."""
-
-    minutes: float
-    start: int  # the first step of this session
-    started: float  # time.perf_counter() when the budget began
-    seconds_per_eval: float = 0.0  # what one evaluation costs on this machine
-    sized: bool = False
-
-    def due(self, done: int, config: TrainConfig, checkpointing: bool) -> bool:
-        return not self.sized and (done == self.start + 1 + calibration_steps(config) or checkpointing)
-
-    def size(self, done: int, timed_from: float, trainer: Trainer, monitor: RunMonitor, run: Path,
-             progress: TrainingProgress) -> TrainConfig:
-        """Fix the total steps from the sustained step time since `timed_from`; one preview and
-        evaluation per minute of the budget. The sized config goes to the trainer, the monitor, the
-        folder stream and config.json, and is returned."""
-        per_step = (time.perf_counter() - timed_from) / max(1, done - self.start - 1)
-        left = self.minutes * 60 - (time.perf_counter() - self.started)
-        evaluations = max(1, round(self.minutes))
-        total = steps_for_budget(done, left, per_step, self.seconds_per_eval, evaluations)
-        every = max(1, (total - done) // evaluations)
-        config = with_concrete_steps(dataclasses.replace(trainer.config, steps=total, preview_every=every,
-                                                         eval_every=0), trainer.data)
-        trainer.config = monitor.config = config
-        if isinstance(trainer.data, FolderPairs):
-            trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
-        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
-        progress.start(total, done)
-        progress.note(f"{config.minutes:g} minutes at {per_step:.2f} s per step: {total:,} steps, "
-                      f"a preview and evaluation every {every:,}")
-        self.sized = True
-        return config
 
 
 def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
