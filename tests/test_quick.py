@@ -66,15 +66,18 @@ def test_train_for_minutes_sizes_and_records_the_steps(tiny_pair, tmp_path: Path
     quick = make_config("quick")
     timed = calibration_steps(quick)
     assert timed >= quick.r1_every and timed % quick.r1_every == 0  # whole lazy-R1 periods, double backward in
-    assert isinstance(steps, int) and steps > 1 + timed and config["minutes"] == 0.25
-    assert config["preview_every"] == max(1, (steps - 1 - timed) // 1)
+    # a machine too busy for the budget may end it before the calibration steps are done: the first
+    # sizing comes after one timed step at least and adds one more
+    assert isinstance(steps, int) and steps > 2 and config["minutes"] == 0.25
+    assert config["preview_every"] == steps  # one evaluation a minute with the final one: here the final one alone
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["step"] == 0 and not metrics[0]["best"]  # the starting point, never chosen as best
     assert metrics[0]["ssim"] == pytest.approx(1.0)  # the residual G starts as the photo itself
-    assert metrics[-1]["step"] == steps
+    assert [r["step"] for r in metrics] == [0, steps]
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == steps
-    assert log[0]["lr"] == config["lr"] and log[-1]["lr"] < config["lr"]  # the decay ends with the budget
+    lrs = [r["lr"] for r in log]
+    assert lrs[0] == config["lr"] and lrs == sorted(lrs, reverse=True)  # the lr never rises (test_minutes.py)
     assert (out / "result.png").is_file()
     ckpt = torch.load(sorted((out / "checkpoints").glob("step_*.pt"))[-1], weights_only=True)
     assert ckpt["config"]["steps"] == steps  # resume continues the sized schedule

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -155,18 +156,20 @@ def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]
 
 
 def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
-         started: float | None = None) -> TrainResult:
+         started: float | None = None, clock: Callable[[], float] = time.perf_counter) -> TrainResult:
     """The loop: steps start..config.steps, logging, previews, checkpoints, graceful stop.
 
     With --minutes (config.steps None) the loop first evaluates the untrained model (timing an
-    evaluation), runs calibration_steps() timed steps at the constant lr, then fixes the step count
-    that fits the budget and records it in config.json, so a resume continues the same schedule.
+    evaluation), runs calibration_steps() timed steps at the constant lr, then sizes the run to the
+    budget and keeps sizing it every few seconds from the recent step time (training/minutes.py),
+    recording the total in config.json and the checkpoints, so a resume continues the same schedule.
+    `clock` (seconds) times all of it; `started` is its reading when the budget began.
     """
     config = trainer.config
     main = trainer.world.is_main
-    t_start = time.perf_counter()
+    t_start = clock()
     started = t_start if started is None else started
-    sizer = MinutesSizer(config.minutes, start, started) if config.steps is None else None
+    sizer = MinutesSizer(config.minutes, start, started, clock) if config.steps is None else None
     if sizer is not None:
         if trainer.world.active:
             raise UserError("--minutes sizes a run from one process's timing; under torchrun give --steps")
@@ -204,31 +207,32 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     losses: dict[str, float] = {}
     progress.start(None if sizer is not None else config.steps, start)
     if sizer is not None:  # the starting point, and what one evaluation costs on this machine
-        t0 = time.perf_counter()
+        t0 = clock()
         monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
-        sizer.seconds_per_eval = time.perf_counter() - t0
+        sizer.seconds_per_eval = clock() - t0
     log_path = run / "log.jsonl" if main else Path(os.devnull)
-    timed_from = time.perf_counter()
     with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
         try:
             step = start
             while step < config.steps:
-                t0 = time.perf_counter()
+                t0 = clock()
                 parts = trainer.step(step)
                 done = step + 1
-                if done == start + 1:
-                    timed_from = time.perf_counter()  # the first step pays one-off costs
+                if sizer is not None and done == start + 1:
+                    sizer.timed_from = clock()  # the first step pays one-off costs
                 checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 if sizer is not None and sizer.due(done, config, checkpointing):
-                    # before any checkpoint, which must hold the real total
-                    config = sizer.size(done, timed_from, trainer, monitor, run, progress)
+                    # before any checkpoint, which must hold the current total; the losses' sync makes
+                    # the clock see the steps done (a GPU's queue may run ahead)
+                    losses = _check_finite(parts, done)
+                    config = sizer.size(done, trainer, monitor, run, progress)
                     checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 logging = done % config.log_every == 0 or done == config.steps or step == start
-                if logging or checkpointing:  # the only host-device syncs of a step
+                if logging or checkpointing:  # with a sizing's, the only host-device syncs of a step
                     losses = _check_finite(parts, done)
                 if logging:
                     record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
-                              "seconds_per_step": round(time.perf_counter() - t0, 4), **losses}
+                              "seconds_per_step": round(clock() - t0, 4), **losses}
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
                 progress.step(step, losses if logging else None)
@@ -237,19 +241,25 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                     if stop.requested:
                         raise TrainingStopped(f"Stopped at step {done} of {config.steps}; checkpoint saved to "
                                               f"{path}. Continue with: sincut resume {run}", stop.exit_code)
-                previewing = done % config.preview_every == 0
-                if main and (previewing or monitor.due(done)) and done < config.steps:
+                if sizer is None:
+                    previewing, evaluating = done % config.preview_every == 0, main and monitor.due(done)
+                else:  # --minutes: spaced from the previous one, as the total moves
+                    previewing = evaluating = sizer.preview_due(done, config)
+                if main and (previewing or evaluating) and done < config.steps:
+                    evaluating_from = clock()
                     translated = trainer.translate(source)  # one translation serves preview and metrics
                     if previewing:
                         preview(done, translated)
-                    if monitor.due(done):
+                    if evaluating:
                         monitor.evaluate(done, translated, trainer.state)
+                    if sizer is not None:
+                        sizer.evaluated(done, clock() - evaluating_from)
                 step = done
         finally:
             progress.finish()
 
     if not main:
-        return TrainResult(run, run, run, run, config.steps - start, time.perf_counter() - t_start, losses)
+        return TrainResult(run, run, run, run, config.steps - start, clock() - t_start, losses)
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
     translated = trainer.translate(source)
     preview_path = preview(config.steps, translated)
@@ -261,7 +271,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     monitor.write_report()
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
-    return TrainResult(run, ckpt, result, preview_path, config.steps - start, time.perf_counter() - t_start, losses)
+    return TrainResult(run, ckpt, result, preview_path, config.steps - start, clock() - t_start, losses)
 
 
 def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: torch.device,

@@ -16,6 +16,7 @@ from ..data.patches import SingleImagePair
 
 CALIBRATION_STEPS = 8  # --minutes: at least this many steps timed (after the first) to size the run
 UNSIZED_STEPS = 10**9  # --minutes: the step count until it is sized; the lr stays constant meanwhile
+END_EVALUATIONS = 3  # --minutes: the last evaluation, result.png and the report cost about this many evaluations
 # --ema-halflife: the average's half-life is at most this fraction of the steps done (StyleGAN2's ramp-up),
 # so the untrained start weighs little in a short run's average.
 EMA_RAMPUP = 0.1
@@ -60,10 +61,38 @@ def update_average(average: torch.nn.Module, G: torch.nn.Module, beta: float) ->
 def steps_for_budget(done: int, seconds_left: float, seconds_per_step: float, seconds_per_eval: float,
                      evaluations: int) -> int:
     """Total steps that fit a wall-clock budget: the steps still to come, `evaluations` periodic
-    evaluations (with their previews), and about three evaluations' worth at the end (the last
-    evaluation, result.png and the report)."""
-    spare = seconds_left - (evaluations + 3) * seconds_per_eval
+    evaluations (with their previews), and END_EVALUATIONS' worth at the end (the last evaluation,
+    result.png and the report)."""
+    spare = seconds_left - (evaluations + END_EVALUATIONS) * seconds_per_eval
     return done + max(1, int(spare / seconds_per_step))
+
+
+def steps_left_in_budget(seconds_left: float, seconds_per_step: float, seconds_per_eval: float,
+                         eval_every: int) -> int:
+    """--minutes, re-sizing a sized run: the steps that still fit `seconds_left`. Each step carries its
+    share of the periodic evaluation every `eval_every` steps (a share, not a count of evaluations left,
+    so the answer moves smoothly with the time left); END_EVALUATIONS' worth is kept for the end.
+    0 once the budget is spent: the run ends at the step it has reached."""
+    spare = seconds_left - END_EVALUATIONS * seconds_per_eval
+    return max(0, int(spare / (seconds_per_step + seconds_per_eval / eval_every)))
+
+
+def resize_every_seconds(budget_seconds: float) -> float:
+    """--minutes: wall seconds between re-sizings, 2% of the budget within 1 to 5 s: often enough that the
+    steps planned on a stale step time cost little when the load changes, seldom enough that each
+    measurement spans many steps (3.6 s for 3 minutes: about 20 steps of the quick recipe on 2 cores)."""
+    return min(5.0, max(1.0, 0.02 * budget_seconds))
+
+
+def recent_step_time(previous: float, seconds: float, steps: int, half_life: float) -> float:
+    """The step time of the last few seconds: the average weighted by wall time, each measurement's weight
+    halving every `half_life` seconds after it. `steps` steps just took `seconds`; a measurement that
+    lasted one half-life replaces half of `previous`. A slow (or fast) start thus stops counting within a
+    few half-lives, where the whole run's average would carry it to the end."""
+    if steps <= 0 or seconds <= 0:
+        return previous
+    kept = 0.5 ** (seconds / half_life)
+    return kept * previous + (1 - kept) * seconds / steps
 
 
 def calibration_steps(config: TrainConfig) -> int:
