@@ -106,7 +106,10 @@ def folder_pair(scratch: Path) -> tuple[Path, Path]:
 
 
 def inputs_for(preset: str, scratch: Path) -> tuple[Path, Path]:
-    return image_pair() if preset == "sincut" else folder_pair(scratch)
+    """Two images for the single-image presets (sincut, quick), two folders for cut and fastcut."""
+    from sincut.config import DATASET_PRESETS
+
+    return folder_pair(scratch) if preset in DATASET_PRESETS else image_pair()
 
 
 def status_mib(field: str) -> float:
@@ -270,28 +273,15 @@ def run_official(home: Path, preset: str, steps: int, warmup: int, scratch: Path
 
 # --- translate --------------------------------------------------------------------------------------------
 
-def translate_gflop(width: int, height: int) -> float:
-    """FLOPs of the default generator on one whole image (what tiling adds is overlap, not counted)."""
-    from flop_count import CountFlops
-    from sincut.nets import Generator
-
-    G = Generator().to("meta").eval()
-    x = torch.empty(1, 3, height, width, device="meta")
-    noise = [torch.empty(1, 1, height // s, width // s, device="meta") for s in G.noise_scales()]
-    counter = CountFlops()
-    with counter, torch.no_grad():
-        G(x, noise=noise)
-    return counter.total / 1e9
-
-
-def translate_cost(device: str, h: int, w: int) -> dict[str, float]:
+def translate_cost(device: str, h: int, w: int, repeats: int) -> dict[str, float]:
     """`sincut translate`'s Translator (tiles from the default memory budget; no decode or encode) in a
-    fresh interpreter: see translate.py."""
-    from translate import measure  # benchmarks/translate.py
+    fresh interpreter, and the default generator's FLOPs on the whole image (tiles' overlap not counted):
+    translate.py's measure and flops_per_megapixel."""
+    from translate import flops_per_megapixel, measure, repeats_for  # benchmarks/translate.py
 
-    r = measure(w, h, "torch", None, None, device)
-    return {"seconds": r["seconds"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
-            "peak_rss_mib": r["peak_rss_mib"], "gflop": translate_gflop(w, h)}
+    r = measure(w, h, "torch", None, None, device, repeats_for(w, h, repeats))
+    return {"seconds": r["seconds"], "times": r["times"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
+            "peak_rss_mib": r["peak_rss_mib"], "gflop": flops_per_megapixel() * w * h / 1e6 / 1e9}
 
 
 def sampler_throughput(device: torch.device, repeats: int) -> float:
@@ -393,7 +383,7 @@ def main() -> None:
     result["sampler_patches_per_second"] = sampler_throughput(device, 5 if args.quick else 20)
     for size in [s for s in args.translate_sizes.split(",") if s]:
         w, h = map(int, size.lower().split("x"))
-        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w)
+        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w, 1 if args.quick else 3)
     if profile_dir:
         result["profiles"] = str(profile_dir)
     machine["load_average_at_end"] = os.getloadavg()[0]
