@@ -35,13 +35,30 @@ from sincut.config import PRESETS  # noqa: E402
 from sincut.training.run_dir import read_jsonl  # noqa: E402
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its bf16-relevant flags, from /proc/cpuinfo (platform.processor() is
+    empty on Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    return f"{name} ({', '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags)})"
+
+
+def torch_version() -> str:
+    import torch
+    return torch.__version__
+
+
 def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],
-          threads: int, reuse: bool = False) -> dict:
+          threads: int, reuse: bool = False, device: str = "cpu") -> dict:
     """One `sincut train` in a fresh process; its final evaluation and wall seconds. With `reuse`, a
     finished run of the same command and the same preset values in `run` is read instead of trained again."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
-           "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", "cpu",
+           "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", device,
            "--select-by", "sifid", *options]
     record = run / "ablation_run.json"
     recipe = json.loads(json.dumps(PRESETS[preset]))  # a run is reused only if the preset still means the same
@@ -60,7 +77,8 @@ def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: 
     log = read_jsonl(run / "log.jsonl")
     per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
     result = {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
-              **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance")}}
+              **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance", "texture_distance")
+                 if k in final}}
     record.write_text(json.dumps({"command": cmd[1:], "preset_values": recipe, "result": result}))
     return result
 
@@ -74,6 +92,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; each variant runs once per seed")
     ap.add_argument("--pairs", default="montStMichel-vanGogh,greatWall-bazille",
                     help=f"comma-separated, from {', '.join(PAIRS)}")
+    ap.add_argument("--device", default="cpu", help="where each run trains (cpu, cuda)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with 2 // jobs threads (at least 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation")
     ap.add_argument("--json", type=Path, default=None, help="where the JSON goes (default: OUT/ablation.json)")
@@ -94,7 +113,8 @@ def main() -> None:
     def one(job: tuple[str, str, int]) -> dict:
         variant, pair, seed = job
         run = args.out / "runs" / f"{variant}-{pair}-seed{seed}"
-        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads, args.reuse)
+        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads, args.reuse,
+                       args.device)
         result["sifid_ratio"] = result["sifid"] / baselines[pair]["sifid"]
         print(f"  {variant} / {pair} / seed {seed}: SIFID ratio {result['sifid_ratio']:.2f}, "
               f"SSIM {result['ssim']:.3f}, {result['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
@@ -103,7 +123,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "jobs": args.jobs,
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version(), "jobs": args.jobs,
                "threads_per_run": threads, "date": time.strftime("%Y-%m-%d %H:%M")}
     json_path = args.json or args.out / "ablation.json"
     json_path.write_text(json.dumps(

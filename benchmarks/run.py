@@ -1,35 +1,40 @@
 """The benchmark suite: ours and, with --official, the paper's code side by side in one run.
 
     python benchmarks/run.py [--quick] [--official DIR] [--profile DIR] [--device auto]
-                             [--presets sincut,cut,fastcut] [--json PATH]
+                             [--presets sincut,cut,fastcut] [--precision auto] [--precisions fp32,bf16]
+                             [--json PATH]
 
-- seconds per training step for each preset at its defaults (sincut: batch 16 x 64 px patches;
-  cut/fastcut: batch 1, 256 px crops), split into data, G forward, D step and G step, and the whole
-  process's peak resident memory; each preset in a fresh interpreter;
-- the FLOPs of one step (convolutions and matmuls, forward, backward and R1's double backward, counted
-  with torch.utils.flop_counter), the machine's measured conv/matmul peak (fp32 and bf16), and from
-  them the achieved GFLOP/s and the floor (step FLOPs / fp32 peak);
+- seconds per training step for each preset at its defaults (sincut: batch 16 x 64 px patches; quick:
+  batch 8 x 64 px; cut/fastcut: batch 1, 256 px crops), split into data, G forward, D step, G step and the
+  weight average's update, and the process's peak resident memory; each preset and precision in a fresh
+  interpreter. Lazy R1 (quick: every 16 steps) is timed over whole R1 periods (at least two), the step
+  being ((K - 1) x the median step without R1 + the median with R1) / K (step_profile.py: StepTimes);
+- ours at --precision (default auto: bf16 where the device has fast bf16 kernels, else fp32, as training
+  resolves it), and at each of --precisions too, for a table of fp32 against bf16;
+- the FLOPs of one step averaged the same way over an R1 period (convolutions and matmuls, forward,
+  backward and R1's double backward, by the precision each kernel ran in: flop_count.py), the machine's
+  conv/matmul peak in fp32 and bf16 (machine.py), and from them the achieved GFLOP/s and the floor: the
+  FLOPs at the peak of the precision they ran in (a bf16 step's float32 R1 pass at the fp32 peak);
 - translate time, peak memory and achieved GFLOP/s at 1024x768 and 4096x3072 through the real
-  `sincut translate` path (tiling included), each size in a fresh process;
-- patch-sampler throughput.
+  `sincut translate` path (tiling included, fp32), each size in a fresh process; patch-sampler throughput.
 
 --official DIR (the home of ../shared/tools/official/setup.sh, e.g. ~/.cache/sincut-official) adds the
-paper's unmodified train.py for each preset, timed by that folder's bench.sh (median optimizer step),
-and puts both sides' step times, ratios and peak memory into one table. The whole script then runs in
-DIR's venv, so both sides use the same torch (install ours there first: DIR/venv/bin/pip install -e .).
---profile DIR writes torch.profiler op tables of one step of each side (and counts the paper's FLOPs).
-A ratio counts only from such a run: same machine, same torch, same time. --quick takes fewer steps.
-Data: the paper's Etretat/Monet pair and ../shared/data/unpaired_small when present, else the bundled
-samples (and folders cut from them).
+paper's unmodified train.py (fp32) for sincut, cut and fastcut, timed by that folder's bench.sh (median
+optimizer step), side by side with ours at --precision: step times, ratios, peak memory. The script then
+runs in DIR's venv, so both sides use the same torch (first: DIR/venv/bin/pip install -e .). --profile DIR
+writes torch.profiler op tables of one step of each side (and counts the paper's FLOPs). A ratio counts
+only from such a run: same machine, same torch, same time. --quick takes fewer steps. Data: the paper's
+Etretat/Monet pair and ../shared/data/unpaired_small when present, else the bundled samples.
+
+JSON: "ours"[preset] is the run at --precision (the keys earlier runs had, plus "precision", "floor_s",
+"fraction_of_floor"); "by_precision"[preset][precision] holds every precision's run.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -78,9 +83,13 @@ if __name__ == "__main__" and official_home_from_argv(sys.argv) is not None:
 
 import torch  # noqa: E402
 
-from sincut.inference.device import pick_device  # noqa: E402
+from machine import describe, floor_seconds, peak_gflops, sync  # noqa: E402,F401  (ab.py imports sync from here)
+from sincut.config import DATASET_PRESETS, make_config  # noqa: E402
+from sincut.errors import UserError  # noqa: E402
+from sincut.inference.device import pick_device, resolve_precision  # noqa: E402
+from sincut.training.trainer import check_device_support  # noqa: E402
 
-# (timed steps, warm-up steps) for each side
+# (timed steps, warm-up steps) for each side; ours with lazy R1 rounded up to whole R1 periods
 FULL_STEPS, QUICK_STEPS = (5, 2), (3, 1)
 
 
@@ -106,7 +115,8 @@ def folder_pair(scratch: Path) -> tuple[Path, Path]:
 
 
 def inputs_for(preset: str, scratch: Path) -> tuple[Path, Path]:
-    return image_pair() if preset == "sincut" else folder_pair(scratch)
+    """Two images for the single-image presets (sincut, quick), two folders for cut and fastcut."""
+    return folder_pair(scratch) if preset in DATASET_PRESETS else image_pair()
 
 
 def status_mib(field: str) -> float:
@@ -120,95 +130,31 @@ def status_mib(field: str) -> float:
     return float("nan")
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# --- the machine's peak -----------------------------------------------------------------------------------
-
-def _best_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def peak_gflops(device: torch.device, quick: bool) -> dict[str, dict[str, float]]:
-    """Best-of-N GFLOP/s of a large matmul and of a 3x3 convolution shaped like the nets' (channels_last),
-    in fp32 and bf16: the rate a step could reach at best on this machine."""
-    repeats = 3 if quick else 6
-    out: dict[str, dict[str, float]] = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        # CPUs without oneDNN bf16 kernels run bf16 convs in a slow reference loop: smaller shapes there
-        slow = dtype == torch.bfloat16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        n = 8192 if device.type == "cuda" else (256 if slow else 1024)
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        mm = _best_seconds(lambda: (a @ b, sync(device)), repeats)
-        # 3x3, 128 -> 128 channels on B x 64 x 64: a mid-sized layer of both generators
-        batch = 1 if slow else 16
-        x = torch.randn(batch, 128, 64, 64, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(128, 128, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        conv = _best_seconds(lambda: (torch.nn.functional.conv2d(x, w, padding=1), sync(device)), repeats)
-        conv_flops = 2 * batch * 64 * 64 * 128 * 128 * 9
-        out[name] = {"matmul": 2 * n ** 3 / mm / 1e9, "conv3x3": conv_flops / conv / 1e9}
-        if device.type == "cpu":
-            out[name]["onednn_kernels"] = dtype == torch.float32 or not slow
-        out[name]["peak"] = max(out[name]["matmul"], out[name]["conv3x3"])
-    return out
-
-
 # --- our side: one preset in this (fresh) interpreter -----------------------------------------------------
 
-def time_ours(preset: str, device: torch.device, steps: int, warmup: int, scratch: Path,
+def time_ours(preset: str, precision: str, device: torch.device, steps: int, warmup: int, scratch: Path,
               profile_dir: Path | None) -> dict:
-    """Median phase times of `steps` training steps after `warmup`, one step's FLOPs, peak RSS."""
-    from flop_count import CountFlops
-    from sincut.config import make_config
-    from sincut.training.trainer import Trainer, make_data
-    from sincut.training.schedule import with_concrete_steps
+    """Phase times per step (medians, R1 in proportion: step_profile.StepTimes) of `steps` training steps
+    after `warmup` at `precision`, one step's FLOPs (averaged over an R1 period), peak RSS."""
+    from step_profile import build_trainer, step_gflop, time_steps, training_config
 
-    config = make_config(preset)
-    source, target = inputs_for(preset, scratch)
-    data = make_data(config, source, target, device)
-    config = with_concrete_steps(config, data)
-    trainer = Trainer.build(config, data, device)
-    phases: dict[str, list[float]] = {"data": [], "G forward": [], "D step": [], "G step": [], "total": []}
-    for i in range(warmup + steps):
-        sync(device)
-        t0 = time.perf_counter()
-        trainer.set_lr(i)
-        src, tgt = trainer.sample(i)
-        sync(device)
-        t1 = time.perf_counter()
-        fwd = trainer.forward(src, tgt)
-        sync(device)
-        t2 = time.perf_counter()
-        trainer.discriminator_step(fwd, i)
-        sync(device)
-        t3 = time.perf_counter()
-        trainer.generator_step(fwd)
-        sync(device)
-        t4 = time.perf_counter()
-        if i >= warmup:
-            for key, value in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
-                phases[key].append(value)
-    result: dict = {k: statistics.median(v) for k, v in phases.items()}
-    result["steps_s"] = [round(t, 4) for t in phases["total"]]
+    config = training_config(preset, precision)
+    trainer = build_trainer(config, *inputs_for(preset, scratch), device)
+    times = time_steps(trainer, steps, warmup, device)
+    per_step = times.per_step()
+    result: dict = {"precision": precision, "data": per_step["sampler"], "G forward": per_step["G forward"],
+                    "D step": per_step["D step"], "G step": per_step["G+F step"], "EMA": per_step["EMA"],
+                    "total": per_step["total"], "R1": per_step["R1"],
+                    "D step without R1": per_step["D step without R1"], "r1_every": times.r1_every,
+                    "r1_covered": per_step["r1_covered"], "timed_steps": steps}
+    result["steps_s"] = [round(t, 4) for t in times.phases["total"]]
     result["peak_rss_mib"] = status_mib("VmHWM")
     if device.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
-    counter = CountFlops()
-    with counter:  # step 0 again: R1 runs on it whatever --r1-every says
-        trainer.step(0)
-    result["gflop"] = counter.total / 1e9
-    result["gflop_by_op"] = {op: n / 1e9 for op, n in counter.by_op.items()}
+    result.update(step_gflop(trainer))
     if profile_dir is not None:
-        result["profile"] = str(profile_step(lambda: trainer.step(1), device, profile_dir / f"ours_{preset}.txt"))
+        path = profile_dir / f"ours_{preset}_{precision}.txt"
+        result["profile"] = str(profile_step(lambda: trainer.step(1), device, path))
     return result
 
 
@@ -226,14 +172,35 @@ def profile_step(step, device: torch.device, path: Path) -> Path:
     return path
 
 
-def run_ours(preset: str, device: str, steps: int, warmup: int, scratch: Path, profile_dir: Path | None) -> dict:
-    """One preset in a fresh interpreter (its peak memory is its own), the same Python as this one."""
-    cmd = [sys.executable, str(Path(__file__)), "--child", preset, "--device", device, "--child-steps",
-           f"{steps},{warmup}", "--scratch", str(scratch)] + (["--profile", str(profile_dir)] if profile_dir else [])
+def run_ours(preset: str, precision: str, device: str, steps: int, warmup: int, scratch: Path,
+             profile_dir: Path | None) -> dict:
+    """One preset at one precision in a fresh interpreter (its peak memory is its own), this Python."""
+    cmd = [sys.executable, str(Path(__file__)), "--child", preset, "--precision", precision, "--device", device,
+           "--child-steps", f"{steps},{warmup}", "--scratch", str(scratch)]
+    cmd += ["--profile", str(profile_dir)] if profile_dir else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"ours, {preset}: failed\n{done.stderr[-3000:]}")
+        raise SystemExit(f"ours, {preset} at {precision}: failed\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed_steps(preset: str, steps: int, exact: bool) -> int:
+    """`steps`, or for a preset with lazy R1 whole R1 periods (at least two) unless --steps asked exactly."""
+    from step_profile import training_config, whole_r1_periods
+
+    return steps if exact else whole_r1_periods(training_config(preset, "fp32"), steps)
+
+
+def precisions_to_time(reference: str, extra: str, device: torch.device) -> list[str]:
+    """--precision first (the side-by-side compares it), then --precisions; each must be one training
+    accepts on this device (bf16 needs fast bf16 kernels on a CPU)."""
+    wanted = list(dict.fromkeys([reference, *(resolve_precision(p, device) for p in extra.split(",") if p)]))
+    for precision in wanted:
+        try:
+            check_device_support(make_config("sincut", precision=precision), device)
+        except UserError as e:
+            raise SystemExit(str(e)) from None
+    return wanted
 
 
 # --- the paper's side ------------------------------------------------------------------------------------
@@ -270,28 +237,15 @@ def run_official(home: Path, preset: str, steps: int, warmup: int, scratch: Path
 
 # --- translate --------------------------------------------------------------------------------------------
 
-def translate_gflop(width: int, height: int) -> float:
-    """FLOPs of the default generator on one whole image (what tiling adds is overlap, not counted)."""
-    from flop_count import CountFlops
-    from sincut.nets import Generator
-
-    G = Generator().to("meta").eval()
-    x = torch.empty(1, 3, height, width, device="meta")
-    noise = [torch.empty(1, 1, height // s, width // s, device="meta") for s in G.noise_scales()]
-    counter = CountFlops()
-    with counter, torch.no_grad():
-        G(x, noise=noise)
-    return counter.total / 1e9
-
-
-def translate_cost(device: str, h: int, w: int) -> dict[str, float]:
+def translate_cost(device: str, h: int, w: int, repeats: int) -> dict[str, float]:
     """`sincut translate`'s Translator (tiles from the default memory budget; no decode or encode) in a
-    fresh interpreter: see translate.py."""
-    from translate import measure  # benchmarks/translate.py
+    fresh interpreter, and the default generator's FLOPs on the whole image (tiles' overlap not counted):
+    translate.py's measure and flops_per_megapixel."""
+    from translate import flops_per_megapixel, measure, repeats_for  # benchmarks/translate.py
 
-    r = measure(w, h, "torch", None, None, device)
-    return {"seconds": r["seconds"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
-            "peak_rss_mib": r["peak_rss_mib"], "gflop": translate_gflop(w, h)}
+    r = measure(w, h, "torch", None, None, device, repeats_for(w, h, repeats))
+    return {"seconds": r["seconds"], "times": r["times"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
+            "peak_rss_mib": r["peak_rss_mib"], "gflop": flops_per_megapixel() * w * h / 1e6 / 1e9}
 
 
 def sampler_throughput(device: torch.device, repeats: int) -> float:
@@ -315,18 +269,35 @@ def sampler_throughput(device: torch.device, repeats: int) -> float:
 def print_table(result: dict) -> None:
     m = result["machine"]
     peak = result["peak_gflops"]
-    print(f"\n{m['device']}  torch {m['torch']}  {m['threads']} threads  {m['date']}{'  (quick)' if m['quick'] else ''}")
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m.get("cpu_flags", {}).items())
+    print(f"\n{m['device']}  ({flags})  torch {m['torch']}  {m['threads']} threads  {m['date']}"
+          f"{'  (quick)' if m['quick'] else ''}")
     print(f"measured peak GFLOP/s: fp32 matmul {peak['fp32']['matmul']:.0f}, conv3x3 {peak['fp32']['conv3x3']:.0f};"
           f"  bf16 matmul {peak['bf16']['matmul']:.0f}, conv3x3 {peak['bf16']['conv3x3']:.0f}")
-    print(f"\n{'preset':<8}{'data':>7}{'G fwd':>7}{'D step':>7}{'G step':>7}{'step':>8}{'GFLOP':>8}{'GFLOP/s':>8}"
-          f"{'floor':>7}{'floor/step':>11}{'peak MiB':>9}")
-    for preset, t in result["ours"].items():
-        floor = t["gflop"] / peak["fp32"]["peak"]
-        print(f"{preset:<8}{t['data']:>7.3f}{t['G forward']:>7.2f}{t['D step']:>7.2f}{t['G step']:>7.2f}"
-              f"{t['total']:>8.2f}{t['gflop']:>8.0f}{t['gflop'] / t['total']:>8.0f}{floor:>7.2f}"
-              f"{floor / t['total']:>10.0%}{t['peak_rss_mib']:>9.0f}")
+    print(f"\n{'preset':<8}{'prec':>5}{'data':>7}{'G fwd':>7}{'D step':>7}{'G step':>7}{'EMA':>6}{'step':>8}"
+          f"{'GFLOP':>8}{'GFLOP/s':>8}{'floor':>7}{'of floor':>9}{'peak MiB':>9}")
+    for preset, runs in result["by_precision"].items():
+        for precision, t in runs.items():
+            print(f"{preset:<8}{precision:>5}{t['data']:>7.3f}{t['G forward']:>7.2f}{t['D step']:>7.2f}"
+                  f"{t['G step']:>7.2f}{t['EMA']:>6.3f}{t['total']:>8.2f}{t['gflop']:>8.0f}"
+                  f"{t['gflop'] / t['total']:>8.0f}{t['floor_s']:>7.2f}{t['fraction_of_floor']:>9.0%}"
+                  f"{t['peak_rss_mib']:>9.0f}" + ("" if t["r1_covered"] else "  (no R1 step timed)"))
+    precisions = result["precision"]["timed"]
+    if len(precisions) > 1:
+        first = precisions[0] if "fp32" not in precisions else "fp32"
+        others = [p for p in precisions if p != first]
+        head = ["preset", *(f"{p} s/step" for p in [first, *others]), *(f"speed-up {p}" for p in others),
+                *(f"of floor {p}" for p in [first, *others])]
+        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for preset, runs in result["by_precision"].items():
+            cells = [preset, *(f"{runs[p]['total']:.3f}" for p in [first, *others]),
+                     *(f"{runs[first]['total'] / runs[p]['total']:.2f}x" for p in others),
+                     *(f"{runs[p]['fraction_of_floor']:.0%}" for p in [first, *others])]
+            print("| " + " | ".join(cells) + " |")
     if result.get("official"):
-        print(f"\nside by side (seconds per step: ours = median whole step incl. data; paper = median optimizer step)")
+        reference = result["precision"]["reference"]
+        print(f"\nside by side (seconds per step: ours = median whole step incl. data at {reference}; "
+              f"paper = median optimizer step, fp32)")
         print(f"{'preset':<8}{'paper':>8}{'ours':>8}{'ratio':>7}{'paper MiB':>10}{'ours MiB':>9}"
               f"{'paper GFLOP':>12}{'ours GFLOP':>11}")
         for preset, o in result["official"].items():
@@ -346,14 +317,30 @@ def print_table(result: dict) -> None:
         print(f"profiles: {result['profiles']}")
 
 
+PAPER_MODES = ("sincut", "cut", "fastcut")  # the recipes the paper's code has (quick is ours alone)
+
+
+def add_floors(runs: dict, peaks: dict) -> None:
+    """Each run's floor (its FLOPs at the peak of the precision each ran in) and floor / step."""
+    for run in runs.values():
+        run["floor_s"] = floor_seconds(run["gflop_by_precision"], peaks)
+        run["fraction_of_floor"] = run["floor_s"] / run["total"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="3 timed steps after 1 warm-up (else 5 after 2)")
     parser.add_argument("--official", type=Path, metavar="DIR", help="also time the paper's code set up in DIR")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="write op-level profiles of one step per side")
-    parser.add_argument("--steps", metavar="TIMED,WARMUP", help="override the step counts (e.g. 1,0 for a smoke test)")
-    parser.add_argument("--presets", default="sincut,cut,fastcut")
+    parser.add_argument("--steps", metavar="TIMED,WARMUP",
+                        help="exact step counts, not rounded to whole R1 periods (e.g. 1,0 for a smoke test)")
+    parser.add_argument("--presets", default="sincut,cut,fastcut", help="comma-separated: sincut, quick, cut, fastcut")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="ours at this precision (auto: bf16 where the device has fast bf16 kernels, else "
+                             "fp32); the side by side and 'ours' in the JSON use it")
+    parser.add_argument("--precisions", default="", metavar="LIST",
+                        help="also time each preset at these (e.g. fp32,bf16), for a table of one against the other")
     parser.add_argument("--translate-sizes", default="1024x768,4096x3072", help="comma-separated WxH; '' for none")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -361,41 +348,44 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.child:  # one preset of ours, in its own interpreter
+    device = pick_device(args.device)
+    if args.child:  # one preset of ours at one (resolved) precision, in its own interpreter
         steps, warmup = map(int, args.child_steps.split(","))
-        r = time_ours(args.child, pick_device(args.device), steps, warmup, args.scratch, args.profile)
+        r = time_ours(args.child, args.precision, device, steps, warmup, args.scratch, args.profile)
         print(json.dumps(r))
         return
-    device = pick_device(args.device)
     steps, warmup = QUICK_STEPS if args.quick else FULL_STEPS
     if args.steps:
         steps, warmup = map(int, args.steps.split(","))
     presets = [p for p in args.presets.split(",") if p]
-    machine = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average_at_start": os.getloadavg()[0],
-    }
+    reference = resolve_precision(args.precision, device)
+    precisions = precisions_to_time(reference, args.precisions, device)
+    machine = {**describe(device), "quick": args.quick}
     t_start = time.perf_counter()
     result: dict = {"machine": machine, "steps": {"timed": steps, "warmup": warmup},
-                    "peak_gflops": peak_gflops(device, args.quick), "ours": {}, "official": {}, "translate": {}}
+                    "precision": {"requested": args.precision, "reference": reference, "timed": precisions},
+                    "peak_gflops": peak_gflops(device, args.quick), "ours": {}, "by_precision": {}, "official": {},
+                    "translate": {}}
     profile_dir = args.profile.resolve() if args.profile else None
+    result["profiles"] = str(profile_dir) if profile_dir else None
     with tempfile.TemporaryDirectory() as scratch:
         for preset in presets:  # the two sides of one preset back to back: the same machine state
-            if args.official is not None:
+            if args.official is not None and preset in PAPER_MODES:
                 result["official"][preset] = run_official(args.official.expanduser().resolve(), preset, steps, warmup,
                                                           Path(scratch), profile_dir)
-            result["ours"][preset] = run_ours(preset, args.device, steps, warmup, Path(scratch), profile_dir)
-            print(f"{preset}: ours {result['ours'][preset]['total']:.2f} s/step"
-                  + (f", paper's code {result['official'][preset]['sec_per_iter_median']:.2f} s/step"
+            ours_steps = timed_steps(preset, steps, exact=bool(args.steps))
+            runs = {p: run_ours(preset, p, args.device, ours_steps, warmup, Path(scratch), profile_dir)
+                    for p in precisions}
+            add_floors(runs, result["peak_gflops"])
+            result["by_precision"][preset] = runs
+            result["ours"][preset] = runs[reference]
+            print(f"{preset}: ours " + ", ".join(f"{r['total']:.3f} s/step at {p}" for p, r in runs.items())
+                  + (f"; paper's code {result['official'][preset]['sec_per_iter_median']:.2f} s/step"
                      if preset in result["official"] else ""), flush=True)
     result["sampler_patches_per_second"] = sampler_throughput(device, 5 if args.quick else 20)
     for size in [s for s in args.translate_sizes.split(",") if s]:
         w, h = map(int, size.lower().split("x"))
-        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w)
-    if profile_dir:
-        result["profiles"] = str(profile_dir)
+        result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w, 1 if args.quick else 3)
     machine["load_average_at_end"] = os.getloadavg()[0]
     machine["wall_s"] = time.perf_counter() - t_start
     print_table(result)
@@ -404,16 +394,6 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(args.json)
     print(f"wrote {args.json} ({machine['wall_s']:.0f} s)")
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -153,10 +153,11 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
                             help="Must match the run's preset if given.")(func)
     else:
         func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                            help="Recipe; the options below override it. [default: sincut for two image "
-                                 "files, cut for two folders; defaults shown are sincut's]",
+                            help="Recipe; the options below override it. [default: for two image files "
+                                 "quick on a CPU, sincut on a GPU; cut for two folders; defaults shown are "
+                                 "sincut's]",
                             cls=ListedOption, brief="Recipe the options below override.",
-                            shown_default="sincut for two files, cut for two folders")(func)
+                            shown_default="two files: quick on a CPU, sincut on a GPU; two folders: cut")(func)
     return help_all_option(func)
 
 
@@ -181,6 +182,7 @@ def main() -> None:
     Quick start:
       sincut demo                                      # train and translate the bundled samples
       sincut train PHOTO.jpg PAINTING.jpg --out runs/x # SOURCE keeps its content, TARGET gives the look
+                                                       # (CPU: the 8-minute quick recipe; GPU: the paper's)
       sincut translate runs/x PHOTOS/ --out out/       # full-resolution results, any size, whole folders
       sincut batch PHOTOS/ --style A.jpg B.jpg --out b # one model per (photo, painting) pair
       sincut export runs/x --out generator.pt          # TorchScript generator, needs only torch
@@ -232,8 +234,9 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     ], title="Done"))
 
 
-def _choose_preset(source: Path, target: Path, preset: str | None) -> str:
-    """Two image files mean the single-image recipe, two folders the dataset recipe (cut)."""
+def _choose_preset(source: Path, target: Path, preset: str | None, device_type: str = "cpu") -> str:
+    """Two folders mean the dataset recipe (cut). Two image files mean the paper's single-image recipe on
+    a GPU, and on a CPU (where the paper's 100,000 steps take days) the quick recipe, as `sincut demo`."""
     for path in (source, target):
         if not path.exists():
             raise UserError(f"{path}: no such file or folder; check the path")
@@ -242,7 +245,7 @@ def _choose_preset(source: Path, target: Path, preset: str | None) -> str:
         raise UserError(f"{folder} is a folder but {other} is a file; pass two image files (single-image "
                         "mode) or two folders (dataset mode)")
     if preset is None:
-        return "cut" if source.is_dir() else "sincut"
+        return "cut" if source.is_dir() else "quick" if device_type == "cpu" else "sincut"
     if source.is_dir() and preset not in DATASET_PRESETS:
         raise UserError(f"--preset {preset} trains on two image files, but {source} is a folder; "
                         f"use --preset {' or '.join(DATASET_PRESETS)}")
@@ -264,16 +267,22 @@ def _choose_preset(source: Path, target: Path, preset: str | None) -> str:
 def train(source: Path, target: Path, out: Path, device: str, preset: str | None, **overrides: Any) -> None:
     """Train a model that repaints SOURCE (content kept) in the look of TARGET (style learned).
 
-    Two image files train the paper's single-image recipe (sincut: 100,000 steps, hours on a GPU,
-    days on a CPU; try --steps 2000 for a first look). Two folders of unpaired images train the
-    dataset recipe (cut, or --preset fastcut), recursively, in sorted order. Images smaller than the
-    patch size are upscaled, with a warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
+    Two image files train, on a CPU, the quick recipe (8 minutes; --minutes N for longer) and, on a
+    GPU, the paper's single-image recipe (sincut: 100,000 steps, hours; --preset sincut chooses it on a
+    CPU too, where it takes days). Two folders of unpaired images train the dataset recipe (cut, or
+    --preset fastcut), recursively, in sorted order. Images smaller than the patch size are upscaled,
+    with a warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
     Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
     """
-    preset = _choose_preset(source, target, preset)
+    from .inference.device import pick_device
+
+    chosen = _choose_preset(source, target, preset, pick_device(device).type)
     if overrides.get("steps") is not None and overrides.get("epochs") is not None:
         raise UserError("--steps and --epochs both set the run's length; pass one of them")
-    config = _build_config(preset, overrides)
+    config = _build_config(chosen, overrides)
+    if preset is None and chosen == "quick":
+        click.echo("Two images on a CPU: the quick recipe (the paper's 100,000-step recipe takes days here; "
+                   "--preset sincut chooses it).", err=True)
     _run_training(config, source, target, out, device)
 
 
@@ -347,8 +356,12 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
 @click.option("--noise/--no-noise", default=True, show_default=True,
               help="--no-noise leaves out the per-pixel noise, as `sincut export` models do.")
-@click.option("--half", is_flag=True,
-              help="Autocast to float16 (CUDA, MPS) or bfloat16 (CPU): for GPUs; on CPUs usually slower.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto = bfloat16 on CPUs with bf16 kernels (AMX or AVX512-BF16), else float32; fp32 for "
+                   "bit-exact outputs (bf16 stays within a few 8-bit levels: docs/performance.md); bf16 or fp16 "
+                   "(GPUs only) to force autocast.")
+@click.option("--half", is_flag=True, hidden=True,
+              help="Older spelling: bf16 on a CPU, fp16 on a GPU.")
 @click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,
               help="Which checkpoint of a run directory: auto = best.pt when the run has one, else the latest.")
 @click.option("--load-size", type=click.IntRange(8), default=None, metavar="N",
@@ -365,8 +378,8 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @large_images_option
 def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt: str, quality: int,
               overwrite: bool, max_memory: int | None, tile: int | None, batch_size: int, shard: tuple[int, int],
-              seed: int, noise: bool, half: bool, checkpoint: str, load_size: int | None, engine: str, border: int | None,
-              device: str) -> None:
+              seed: int, noise: bool, precision: str, half: bool, checkpoint: str, load_size: int | None, engine: str,
+              border: int | None, device: str) -> None:
     """Translate INPUT images with MODEL into --out.
 
     MODEL is a run directory, a checkpoint file, or a checkpoint of the paper's code: its
@@ -382,9 +395,11 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     from .inference.device import pick_device
 
     dev = pick_device(device)
+    if half:
+        precision = "bf16" if dev.type == "cpu" else "fp16"
     options = TranslateOptions(suffix=suffix, format=fmt, quality=quality, overwrite=overwrite, tile=tile,
                                max_memory=max_memory,
-                               batch_size=batch_size, seed=seed, noise=noise, half=half, shard=shard,
+                               batch_size=batch_size, seed=seed, noise=noise, precision=precision, shard=shard,
                                checkpoint=checkpoint, load_size=load_size, border=border, engine=engine)
     console = Console(stderr=True)
     summary = translate_files(model, list(inputs), out, dev, options, RichTranslateProgress(console))
@@ -441,6 +456,7 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
           **overrides: Any) -> None:
     """Train one model per (SOURCE, TARGET) pair and translate each SOURCE; folders allowed on both sides.
 
+    Without --preset: the quick recipe on a CPU (8 minutes a pair), the paper's on a GPU.
     \b
     Finished pairs (their image exists) are skipped when run again, so an interrupted batch resumes.
     A failed pair is reported and the rest go on; the exit code is 1 if any pair failed. Every
@@ -453,12 +469,15 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
     from .progress import RichBatchProgress, batch_summary_table
     from .inference.device import pick_device
 
-    config = _build_config(preset or "sincut", overrides)
+    from .inference.device import resolve_precision
+
     dev = pick_device(device)
+    config = _build_config(preset or ("quick" if dev.type == "cpu" else "sincut"), overrides)
     console = Console(stderr=True)
     length = f"{config.minutes:g} minutes" if config.steps is None else f"{config.steps:,} steps"
-    console.print(f"[bold]sincut batch[/]: {length} per pair, batch {config.batch_size} x "
-                  f"{config.crop_size}px, on {dev}. Output: {out}", highlight=False)
+    console.print(f"[bold]sincut batch[/]: preset {config.preset}, {length} per pair, batch {config.batch_size} x "
+                  f"{config.crop_size}px, on {dev} in {resolve_precision(config.precision, dev)}. Output: {out}",
+                  highlight=False)
     summary = run_batch(config, list(sources), list(targets), out, dev, RichBatchProgress(console))
     console.print(batch_summary_table(len(summary.trained), len(summary.skipped), len(summary.failed),
                                       summary.seconds, str(summary.contact_sheet)))

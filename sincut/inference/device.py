@@ -32,13 +32,11 @@ def cpu_has_bf16_kernels() -> bool:
 
 
 def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 autocast is the fast path here: a CUDA GPU that supports it, or a CPU whose oneDNN
-    has bfloat16 convolutions. Apple's MPS and CPUs without those kernels stay in float32."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return cpu_has_bf16_kernels()
-    return False
+    """Whether bfloat16 autocast is the fast path here: a CPU whose oneDNN has bfloat16 convolutions (AMX
+    or AVX512-BF16: quick 1.4x, the paper's recipe about 3x on a 2-core Xeon). Not on GPUs: on an H200
+    the presets' small, launch-bound steps took as long in bf16 as in fp32 (docs/performance.md), so
+    `--precision bf16` there is a memory saving to ask for, not a default. Nor on MPS."""
+    return device.type == "cpu" and cpu_has_bf16_kernels()
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:

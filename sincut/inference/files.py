@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..data.images import IMAGE_SUFFIXES, DecodedImage, images_in_folder, images_under, is_image_file, read_image, save_image
 from ..errors import UserError
+from .device import resolve_precision
 from .model import load_generator
 from .translator import Translator
 
@@ -101,7 +102,7 @@ class TranslateOptions:
     batch_size: int = 1
     seed: int = 0
     noise: bool = True
-    half: bool = False
+    precision: str = "auto"  # auto: bf16 where the device runs it fast (resolve_precision), else fp32
     shard: tuple[int, int] = (1, 1)
     checkpoint: str = "auto"  # for a run directory: auto (best.pt when present), best or latest
     load_size: int | None = None  # resize every input to load_size x load_size first (the paper's test)
@@ -178,8 +179,11 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
     jobs = take_shard(plan_jobs(inputs, out_dir, options.suffix, options.format), *options.shard)
     G, config, _ = load_generator(model, device, options.checkpoint)
     border = config.border if options.border is None else options.border
-    translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise, half=options.half,
-                            border=border, engine=options.engine, max_memory=options.max_memory)
+    # onnxruntime runs the exported float32 graph: 'auto' means fp32 there
+    precision = "fp32" if options.engine == "onnxruntime" and options.precision == "auto" else \
+        resolve_precision(options.precision, device)
+    translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise,
+                            precision=precision, border=border, engine=options.engine, max_memory=options.max_memory)
     summary = TranslateSummary()
     keeps_alpha = options.format != "jpg"
     pending: list[tuple[Job, DecodedImage]] = []

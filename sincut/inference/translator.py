@@ -58,7 +58,7 @@ class Translator:
     (bytes for the forward passes; default: budget.default_budget) or by an explicit `tile`."""
 
     def __init__(self, G: Generator, device: torch.device, tile: int | None = None, seed: int = 0,
-                 noise: bool = True, half: bool = False, border: int = 0, engine: str = "torch",
+                 noise: bool = True, precision: str = "fp32", border: int = 0, engine: str = "torch",
                  max_memory: int | None = None) -> None:
         # Tiles read G's receptive radius around what they keep, rounded up to its stride (CONTEXT plus
         # any guided filter's reach for a G that does not state its radius).
@@ -69,23 +69,26 @@ class Translator:
         smallest = min_tile(self.context, G.stride)
         if tile is not None and tile < smallest:
             raise UserError(f"--tile {tile}: must be at least {smallest} pixels for this model")
-        if half and device.type == "cpu" and not cpu_has_bf16_kernels():
-            raise UserError("--half: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or AMX), "
-                            "so it would translate many times slower; leave out --half")
+        if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
+            raise UserError("--precision bf16: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or "
+                            "AMX), so it would translate many times slower; use --precision auto or fp32")
+        if precision == "fp16" and device.type == "cpu":
+            raise UserError("--precision fp16 is for GPUs (CPUs run float16 convolutions slowly); use --precision "
+                            "auto, bf16 or fp32")
         self.G, self.device, self.tile, self.seed, self.noise = G, device, tile, seed, noise
         self.border = border  # mirrored around every image first, cropped after (TrainConfig.border)
         self.onnx = None  # engine "onnxruntime": the noise-free G as an onnxruntime session (CPU)
         if engine == "onnxruntime":
-            if noise or half or device.type != "cpu":
+            if noise or precision != "fp32" or device.type != "cpu":
                 raise UserError("--engine onnxruntime runs the exported, noise-free generator in float32 on the "
-                                "CPU: add --no-noise, and leave out --half and --device other than cpu")
+                                "CPU: add --no-noise, and use --precision fp32 (or auto) and --device cpu")
             from .onnx_engine import OnnxRuntimeGenerator
 
             self.onnx = OnnxRuntimeGenerator(G, torch.get_num_threads())
         elif engine != "torch":
             raise UserError(f"--engine must be torch or onnxruntime, got {engine!r}")
-        # float16 where GPUs run it fast (CUDA, MPS); bfloat16 on CPUs, whose float16 support is patchy.
-        self.half_dtype = (torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16) if half else None
+        # The autocast dtype of bf16/fp16 (inference/device.py resolve_precision picks it for 'auto').
+        self.half_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.budget = max_memory if max_memory is not None else default_budget(device)
         self.cost: PassCost | None = None  # bytes of a pass; only measured for a G that can be tiled
         self.tile, self.explicit_tile = tile, tile is not None

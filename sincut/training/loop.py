@@ -31,7 +31,7 @@ from .distributed import init_from_env, shutdown, unwrap
 from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
 from .minutes import MinutesSizer
 from .schedule import UNSIZED_STEPS, with_concrete_steps
-from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line
+from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line, with_device_precision
 
 
 # Previews and evaluations translate SOURCE in one pass, downscaled to at most this many pixels (what
@@ -61,6 +61,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     progress = progress if (progress and world.is_main) else SilentProgress()
     try:
         config.validate()
+        config = with_device_precision(config, device)
         check_device_support(config, device)
         check_selection_possible(config)
         with out_of_memory_is_one_line(source_path, config):
@@ -103,6 +104,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             config = saved.with_resume_overrides(overrides)
         except ValueError as e:
             raise UserError(f"{run}: {e}") from None
+        config = with_device_precision(config, device)  # --precision auto given on resume: this device's
         start = int(state["step"]) if state else 0
         if config.steps is not None and start >= config.steps:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
@@ -179,7 +181,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
     device = next(unwrap(trainer.G).parameters()).device
     length = f"{config.minutes:g} minutes" if sizer is not None else f"{config.steps:,} steps"
     progress.note(f"sincut {what}: preset {config.preset}, {length}, batch {config.batch_size}{processes}"
-                  f" x {config.crop_size} px, on {device.type}; run directory {run}")
+                  f" x {config.crop_size} px, on {device.type} in {config.precision}; run directory {run}")
     full_source, full_target = trainer.data.preview_images()
     source = fit_within(full_source, EVAL_SOURCE_PIXELS).to(device)
     target = fit_within(full_target, EVAL_TARGET_PIXELS).to(device)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import os
 import random
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from ..objective import Forward, Objective
 from ..nets import ProjectionHead, build_discriminator, build_generator, memory_format
 from ..progress import SilentProgress, TrainingProgress
 from ..inference.translator import Translator, translate_tensor
-from ..inference.device import cpu_has_bf16_kernels
+from ..inference.device import cpu_has_bf16_kernels, resolve_precision
 from .distributed import World, unwrap, wrap
 from .run_dir import capture_rng, restore_rng
 from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor, update_average
@@ -79,6 +80,7 @@ class Trainer:
     @classmethod
     def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
               world: World = World()) -> "Trainer":
+        config = with_device_precision(config, device)
         if isinstance(data, FolderPairs):
             data.fixed_size_from_epoch = fixed_size_from_epoch(config)
         if device.type == "cuda":  # fixed shapes: let cuDNN pick the fastest kernels; TF32 matmuls/convs
@@ -231,7 +233,7 @@ class Trainer:
         """An HxWx3 uint8 image of any size, in tiles of bounded memory: what `sincut translate` gives."""
         with self.translating() as G:
             return Translator(G, next(G.parameters()).device, max_memory=RESULT_MEMORY, seed=self.config.seed,
-                              border=self.config.border).translate(rgb)
+                              border=self.config.border, precision=self.config.precision).translate(rgb)
 
 
 @contextlib.contextmanager
@@ -249,12 +251,19 @@ def out_of_memory_is_one_line(source: str | os.PathLike, config: TrainConfig):
                              "checkpoint (if any) is kept for `sincut resume`") from None
 
 
+def with_device_precision(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """The config with --precision auto made concrete for this device (bf16 where it is fast, else fp32),
+    so config.json, checkpoints, the report and the autocast all name the precision that ran."""
+    precision = resolve_precision(config.precision, device)
+    return config if precision == config.precision else dataclasses.replace(config, precision=precision)
+
+
 def check_device_support(config: TrainConfig, device: torch.device) -> None:
     if config.precision == "fp16" and device.type != "cuda":
         raise UserError(f"--precision fp16 needs a CUDA GPU (this run is on {device.type}); use --precision bf16")
     if config.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
         raise UserError("--precision bf16: this CPU has no bfloat16 convolution kernels (needs AVX512-BF16 or "
-                        "AMX), so it would train many times slower; use --precision fp32")
+                        "AMX), so it would train many times slower; use --precision auto or fp32")
 
 
 def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.PathLike, device: torch.device,
