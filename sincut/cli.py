@@ -267,12 +267,11 @@ def _choose_preset(source: Path, target: Path, preset: str | None, device_type: 
 def train(source: Path, target: Path, out: Path, device: str, preset: str | None, **overrides: Any) -> None:
     """Train a model that repaints SOURCE (content kept) in the look of TARGET (style learned).
 
-    Two image files train, on a CPU, the quick recipe (8 minutes; --minutes N for longer) and, on a
-    GPU, the paper's single-image recipe (sincut: 100,000 steps, hours; --preset sincut chooses it on a
-    CPU too, where it takes days). Two folders of unpaired images train the dataset recipe (cut, or
-    --preset fastcut), recursively, in sorted order. Images smaller than the patch size are upscaled,
-    with a warning. Ctrl-C saves a checkpoint; `sincut resume RUN` continues.
-    Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
+    Two image files train the quick recipe on a CPU (8 minutes; --minutes N for longer) and the paper's
+    single-image recipe on a GPU (100,000 steps; --preset sincut on a CPU takes days). Two folders of
+    unpaired images train the dataset recipe (cut, or --preset fastcut), recursively, in sorted order.
+    Images smaller than the patch size are upscaled, with a warning. Ctrl-C saves a checkpoint;
+    `sincut resume RUN` continues. Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
     """
     from .inference.device import pick_device
 

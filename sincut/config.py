@@ -48,9 +48,10 @@ class TrainConfig:
                              "folder's image count).", resumable=True, min=1,
                              group="paper", brief="Total training steps.")
     minutes: float | None = _opt(None, "Train for this wall-clock budget instead of a step count: the steps are "
-                                       "sized after the first steps' timing so the lr decay ends in time "
-                                       "(evaluations and the final outputs included); the run's config then "
-                                       "records the steps.", min=0.1,
+                                       "sized from the recent step time and sized again every few seconds, so "
+                                       "the lr decay ends in time (evaluations and the final outputs included) "
+                                       "when the machine gets busier or quieter; the lr never rises; the run's "
+                                       "config records the steps.", min=0.1,
                                  group="paper", brief="Wall-clock budget instead of --steps.")
     epochs: int | None = _opt(None, "Dataset mode: epochs (cut: 400, fastcut: 200); --steps replaces it. Fixed "
                                     "as steps when a run starts (resume takes --steps).", min=1,

@@ -330,23 +330,33 @@ def test_shards_cover_every_input_exactly_once(model: Path, tmp_path: Path):
         assert result.exit_code == 2 and "--shard" in result.output
 
 
-def test_half_precision_runs_and_stays_close(model: Path, tmp_path: Path):
+@pytest.mark.parametrize("flag", [["--precision", "bf16"], ["--half"], []], ids=["bf16", "half", "auto"])
+def test_half_precision_runs_and_stays_close(model: Path, tmp_path: Path, flag: list[str]):
+    """bf16 (asked for, by the old --half, or chosen by the default auto on a CPU with bf16 kernels) stays
+    within a few 8-bit levels of fp32; on a CPU without those kernels it is refused in one line, and
+    auto gives fp32's output exactly."""
     smooth_photo(24, 32).save(tmp_path / "p.png")
-    assert run("translate", model, tmp_path / "p.png", "--out", tmp_path / "f", "--device", "cpu").exit_code == 0
-    result = run("translate", model, tmp_path / "p.png", "--out", tmp_path / "h", "--half", "--device", "cpu")
-    if not cpu_has_bf16_kernels():  # refused in one line: bf16 convolutions would crawl on this CPU
-        assert result.exit_code == 2 and "--half" in result.output and not (tmp_path / "h" / "p.png").exists()
+    assert run("translate", model, tmp_path / "p.png", "--out", tmp_path / "f", "--device", "cpu",
+               "--precision", "fp32").exit_code == 0
+    result = run("translate", model, tmp_path / "p.png", "--out", tmp_path / "h", *flag, "--device", "cpu")
+    if flag and not cpu_has_bf16_kernels():  # bf16 convolutions would crawl on this CPU
+        assert result.exit_code == 2 and "--precision bf16" in result.output
+        assert not (tmp_path / "h" / "p.png").exists()
         return
     assert result.exit_code == 0, result.output
     full = np.asarray(Image.open(tmp_path / "f" / "p.png"), dtype=np.int16)
     half = np.asarray(Image.open(tmp_path / "h" / "p.png"), dtype=np.int16)
+    if not cpu_has_bf16_kernels():  # auto is fp32 here
+        assert np.array_equal(full, half)
+        return
+    assert not np.array_equal(full, half)  # it did run in bf16
     assert np.abs(full - half).mean() < 4  # bfloat16 keeps 8 bits of mantissa
 
 
 def test_translate_matches_the_library_on_the_same_image(model: Path, tmp_path: Path):
     smooth_photo(30, 40).save(tmp_path / "p.png")
     assert run("translate", model, tmp_path / "p.png", "--out", tmp_path / "o", "--seed", "7",
-               "--device", "cpu").exit_code == 0
+               "--device", "cpu", "--precision", "fp32").exit_code == 0
     G, _, _ = load_generator(model, torch.device("cpu"))
     expected = translate_tensor(G, rgb_to_tensor(np.asarray(Image.open(tmp_path / "p.png"))), seed=7)
     expected = ((expected[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
