@@ -157,7 +157,7 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
                                  "quick on a CPU, sincut on a GPU; cut for two folders; defaults shown are "
                                  "sincut's]",
                             cls=ListedOption, brief="Recipe the options below override.",
-                            shown_default="two files: quick on a CPU, sincut on a GPU; two folders: cut")(func)
+                            shown_default="quick (CPU), sincut (GPU); folders: cut")(func)
     return help_all_option(func)
 
 
@@ -356,9 +356,9 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--noise/--no-noise", default=True, show_default=True,
               help="--no-noise leaves out the per-pixel noise, as `sincut export` models do.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto = bfloat16 on CPUs with bf16 kernels (AMX or AVX512-BF16), else float32; fp32 for "
-                   "bit-exact outputs (bf16 stays within a few 8-bit levels: docs/performance.md); bf16 or fp16 "
-                   "(GPUs only) to force autocast.")
+              help="auto = bfloat16 for quick-recipe models on CPUs with bf16 kernels (AMX or AVX512-BF16), else "
+                   "float32; fp32 for bit-exact outputs (bf16 stays within a few 8-bit levels: "
+                   "docs/performance.md); bf16 or fp16 (GPUs only) to force autocast.")
 @click.option("--half", is_flag=True, hidden=True,
               help="Older spelling: bf16 on a CPU, fp16 on a GPU.")
 @click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,
@@ -455,11 +455,11 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
           **overrides: Any) -> None:
     """Train one model per (SOURCE, TARGET) pair and translate each SOURCE; folders allowed on both sides.
 
-    Without --preset: the quick recipe on a CPU (8 minutes a pair), the paper's on a GPU.
     \b
-    Finished pairs (their image exists) are skipped when run again, so an interrupted batch resumes.
-    A failed pair is reported and the rest go on; the exit code is 1 if any pair failed. Every
-    `sincut train` option applies to each pair, e.g.
+    Without --preset: quick on a CPU (8 minutes a pair), the paper's recipe on a GPU. Finished pairs
+    (their image exists) are skipped when run again, so an interrupted batch resumes. A failed pair is
+    reported and the rest go on; the exit code is 1 if any pair failed. Every `sincut train` option
+    applies to each pair, e.g.
       sincut batch photos/ --style monet.jpg vangogh.jpg --out batch/ --steps 2000
     """
     from rich.console import Console
@@ -475,7 +475,7 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
     console = Console(stderr=True)
     length = f"{config.minutes:g} minutes" if config.steps is None else f"{config.steps:,} steps"
     console.print(f"[bold]sincut batch[/]: preset {config.preset}, {length} per pair, batch {config.batch_size} x "
-                  f"{config.crop_size}px, on {dev} in {resolve_precision(config.precision, dev)}. Output: {out}",
+                  f"{config.crop_size}px, on {dev} in {resolve_precision(config.precision, dev, config.preset)}. Output: {out}",
                   highlight=False)
     summary = run_batch(config, list(sources), list(targets), out, dev, RichBatchProgress(console))
     console.print(batch_summary_table(len(summary.trained), len(summary.skipped), len(summary.failed),

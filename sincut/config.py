@@ -145,14 +145,15 @@ class TrainConfig:
     r1_gamma: float = _opt(1.0, "R1 penalty weight gamma (0 turns it off).", min=0.0, group="advanced")
     r1_every: int = _opt(1, "Fast path: lazy R1 every K steps, scaled by K (StyleGAN2); 1 = every step "
                             "as in the paper.", min=1, group="advanced")
-    precision: str = _opt("auto", "auto = bf16 autocast where the device runs it fast (CPUs with AMX or "
-                                  "AVX512-BF16), else fp32 (GPUs too: measured no faster there); config.json "
-                                  "records which ran. "
+    precision: str = _opt("auto", "auto = bf16 autocast for the quick recipe on CPUs with bf16 kernels (AMX "
+                                  "or AVX512-BF16: faster, and shown to train the same), else fp32 (the other "
+                                  "recipes until their bf16 pictures are measured; GPUs, where bf16 measured no "
+                                  "faster); config.json records which ran. "
                                   "fp32 for bit-exact work (a run that repeats or resumes exactly on another "
                                   "machine); bf16 or fp16 (fp16 with loss scaling, GPU only) to force autocast. "
                                   "R1 stays in float32.",
                           choices=("auto", "fp32", "bf16", "fp16"),
-                          group="execution", brief="auto: bf16 on CPUs with bf16 kernels, else fp32.")
+                          group="execution", brief="auto: bf16 where fast and shown safe, else fp32.")
     compile: bool = _opt(False, "Fast path: torch.compile G, D and F (slow first steps; best on GPUs).",
                          group="execution", brief="torch.compile the networks.")
     seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0,

@@ -34,12 +34,9 @@ def trained_run(tiny_pair, tmp_path: Path) -> Path:
 
 
 def test_train_writes_a_complete_run(trained_run: Path, tiny_pair):
-    from sincut.inference.device import cpu_has_bf16_kernels
-
     config = json.loads((trained_run / "config.json").read_text())
     assert config["steps"] == 3 and config["crop_size"] == 32 and config["preset"] == "sincut"
-    # --precision auto: config.json names what ran, bf16 where this CPU has bf16 convolution kernels
-    assert config["precision"] == ("bf16" if cpu_has_bf16_kernels() else "fp32")
+    assert config["precision"] == "fp32"  # --precision auto: the paper's recipe stays fp32 (BF16_PRESETS)
     log = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
     assert {"D_fake", "D_real", "D_R1", "G_GAN", "NCE", "NCE_Y", "idt"} <= set(log[-1])
@@ -279,6 +276,8 @@ def test_bf16_fast_path_trains_on_the_cpu(tiny_pair, tmp_path: Path):
 def test_two_images_on_a_cpu_train_the_quick_recipe(tiny_pair, tmp_path: Path):
     """Without --preset two images on a CPU train the quick recipe (the paper's takes days there), say so,
     and config.json records it; --preset sincut still chooses the paper's recipe."""
+    from sincut.inference.device import cpu_has_bf16_kernels
+
     args = [a for a in TINY_TRAIN if a not in ("--preset", "sincut")]
     assert len(args) == len(TINY_TRAIN) - 2
     result = CliRunner().invoke(main, ["train", *map(str, tiny_pair), "--out", str(tmp_path / "r"), *args],
@@ -287,6 +286,8 @@ def test_two_images_on_a_cpu_train_the_quick_recipe(tiny_pair, tmp_path: Path):
     assert "the quick recipe" in result.output and "--preset sincut" in result.output
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["preset"] == "quick" and config["residual"] and config["guide_radius"] == 4
+    # --precision auto: config.json names what ran, bf16 where this CPU has bf16 convolution kernels
+    assert config["precision"] == ("bf16" if cpu_has_bf16_kernels() else "fp32")
 
 
 def test_fp16_needs_a_gpu(tiny_pair, tmp_path: Path):

@@ -102,7 +102,7 @@ class TranslateOptions:
     batch_size: int = 1
     seed: int = 0
     noise: bool = True
-    precision: str = "auto"  # auto: bf16 where the device runs it fast (resolve_precision), else fp32
+    precision: str = "auto"  # auto: bf16 where the device runs it fast, for the model's recipe (resolve_precision)
     shard: tuple[int, int] = (1, 1)
     checkpoint: str = "auto"  # for a run directory: auto (best.pt when present), best or latest
     load_size: int | None = None  # resize every input to load_size x load_size first (the paper's test)
@@ -181,7 +181,7 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
     border = config.border if options.border is None else options.border
     # onnxruntime runs the exported float32 graph: 'auto' means fp32 there
     precision = "fp32" if options.engine == "onnxruntime" and options.precision == "auto" else \
-        resolve_precision(options.precision, device)
+        resolve_precision(options.precision, device, config.preset)
     translator = Translator(G, device, tile=options.tile, seed=options.seed, noise=options.noise,
                             precision=precision, border=border, engine=options.engine, max_memory=options.max_memory)
     summary = TranslateSummary()

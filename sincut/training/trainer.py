@@ -252,9 +252,9 @@ def out_of_memory_is_one_line(source: str | os.PathLike, config: TrainConfig):
 
 
 def with_device_precision(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """The config with --precision auto made concrete for this device (bf16 where it is fast, else fp32),
-    so config.json, checkpoints, the report and the autocast all name the precision that ran."""
-    precision = resolve_precision(config.precision, device)
+    """The config with --precision auto made concrete for this device and recipe (resolve_precision), so
+    config.json, checkpoints, the report and the autocast all name the precision that ran."""
+    precision = resolve_precision(config.precision, device, config.preset)
     return config if precision == config.precision else dataclasses.replace(config, precision=precision)
 
 

@@ -1,0 +1,152 @@
+"""How far one training step under bf16 autocast is from float32, per loss term, on the paper's golden step.
+
+    python benchmarks/bf16_numerics.py [--trained-steps 40] [--json PATH]
+
+For each mode of ../shared/data/official_golden (sincut, cut, fastcut: the paper's weights, inputs and
+patch ids) it replays the step with our Objective three times: in float64 (the reference; it agrees
+with the paper's float32 gradients to ~1e-5, tests/test_official.py), in float32 and under bf16
+autocast, and prints for every loss term its relative error and the relative L2 error and cosine of
+that term's gradient (each network's parameters as one vector) against float64. A term that drifts
+in bf16 shows here, apart from the others. The golden weights are the paper's initialisation, where
+cut's G is ill-conditioned (its outputs are almost constant images); so the same comparison is also
+made after `--trained-steps` float32 Adam steps from them (inputs jittered per step), which is what
+bf16 meets in a real run. tests/test_official_bf16.py pins the per-network figures of the golden step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sincut.objective import Objective  # noqa: E402
+from tests.test_official import MODES, build_nets, golden_config, load_golden  # noqa: E402
+
+TERMS_OF = {"D": ("D_fake", "D_real", "D_R1"), "G": ("G_GAN", "NCE", "NCE_Y", "idt")}
+
+
+def term_gradients(nets: tuple, config, arrays: dict, dtype: torch.dtype, bf16: bool,
+                   seed: int = 0) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Each loss term's value and its gradient over the network it trains (D terms: D; G terms: G and F),
+    at the golden inputs and patch ids, zero noise, in `dtype` or under bf16 autocast."""
+    G, D, F_head = (copy.deepcopy(n).to(dtype) for n in nets)
+    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(seed))
+    objective.separate_passes = config.generator == "resnet"
+    drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
+             for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
+    objective.F_net.sample_locations = lambda feats, n, gen: drawn.pop(0)
+    forward = G.forward
+    G.forward = lambda x, layers=(), generator=None, noise=None: forward(
+        x, layers, noise=[x.new_zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()])
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    real_A, real_B = (torch.from_numpy(arrays[f"input/real_{x}"]).to(dtype) for x in "AB")
+    values, grads = {}, {}
+    with autocast:
+        fwd = objective.forward(real_A, real_B, flipped=False)
+        _, parts_D = objective.discriminator_loss(fwd, 0)
+    for name, params, parts in (("D", list(D.parameters()), parts_D), ):
+        for term, value in parts.items():
+            values[term] = float(value.detach())
+            grads[term] = _flat(torch.autograd.grad(value, params, retain_graph=True, allow_unused=True), params)
+    D.requires_grad_(False)
+    with autocast:
+        _, parts_G = objective.generator_loss(fwd)
+    params = [*G.parameters(), *F_head.parameters()]
+    for term, value in parts_G.items():
+        values[term] = float(value.detach())
+        grads[term] = _flat(torch.autograd.grad(value, params, retain_graph=True, allow_unused=True), params)
+    return values, grads
+
+
+def _flat(grads, params) -> torch.Tensor:
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).detach().flatten().double()
+                      for g, p in zip(grads, params)])
+
+
+def train_float32(nets: tuple, config, arrays: dict, steps: int) -> tuple:
+    """`steps` float32 Adam steps of the whole objective from the golden weights, the golden inputs
+    jittered by Gaussian noise (std 0.05) each step, fresh patch ids: weights as a run meets them."""
+    G, D, F_head = (copy.deepcopy(n) for n in nets)
+    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(1))
+    objective.separate_passes = config.generator == "resnet"
+    betas = (config.beta1, config.beta2)
+    opt_G = torch.optim.Adam([*G.parameters(), *F_head.parameters()], lr=config.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=config.lr, betas=betas)
+    jitter = torch.Generator().manual_seed(5)
+    real_A, real_B = (torch.from_numpy(arrays[f"input/real_{x}"]) for x in "AB")
+    for step in range(steps):
+        a, b = (x + 0.05 * torch.randn(x.shape, generator=jitter) for x in (real_A, real_B))
+        fwd = objective.forward(a, b, flipped=False)
+        D.requires_grad_(True)
+        opt_D.zero_grad()
+        objective.discriminator_loss(fwd, step)[0].backward()
+        opt_D.step()
+        D.requires_grad_(False)
+        opt_G.zero_grad()
+        objective.generator_loss(fwd)[0].backward()
+        opt_G.step()
+    D.requires_grad_(True)
+    return G, D, F_head
+
+
+def compare(nets: tuple, config, arrays: dict) -> dict[str, dict]:
+    """Per term: bf16's and float32's loss and gradient against float64."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ref_values, ref_grads = term_gradients(nets, config, arrays, torch.float64, False)
+    finally:
+        torch.set_default_dtype(previous)
+    f32_values, f32_grads = term_gradients(nets, config, arrays, torch.float32, False)
+    bf_values, bf_grads = term_gradients(nets, config, arrays, torch.float32, True)
+    rows = {}
+    for term, ref in ref_grads.items():
+        scale = float(ref.norm()) or 1.0
+        rows[term] = {
+            "loss": ref_values[term],
+            "loss_rel_error_bf16": abs(bf_values[term] - ref_values[term]) / max(abs(ref_values[term]), 1e-30),
+            "grad_rel_error_fp32": float((f32_grads[term] - ref).norm()) / scale,
+            "grad_rel_error_bf16": float((bf_grads[term] - ref).norm()) / scale,
+            "grad_cosine_bf16": float(torch.nn.functional.cosine_similarity(bf_grads[term], ref, dim=0)),
+        }
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trained-steps", type=int, default=40)
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bf16_numerics.json")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    result = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+              "bf16_kernels": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "modes": {}}
+    print("| mode | weights | term | loss rel. error | gradient rel. error fp32 | bf16 | cosine bf16 |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        meta, arrays = load_golden(mode)
+        config = golden_config(meta)
+        golden_nets = build_nets(config, arrays)
+        trained = train_float32(golden_nets, config, arrays, args.trained_steps)
+        result["modes"][mode] = {}
+        for label, nets in (("golden", golden_nets), (f"after {args.trained_steps} steps", trained)):
+            rows = compare(nets, config, arrays)
+            result["modes"][mode][label] = rows
+            for term, r in rows.items():
+                print(f"| {mode} | {label} | {term} | {r['loss_rel_error_bf16']:.1e} | {r['grad_rel_error_fp32']:.0e} | "
+                      f"{r['grad_rel_error_bf16']:.3f} | {r['grad_cosine_bf16']:.4f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.json}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
