@@ -4,7 +4,7 @@
 #    projected time of each preset's full schedule; 2) the paper's recipe at a fixed step count in fp32 and in
 #    bf16, two pairs x three seeds, six runs at a time on the one GPU (their wall times are not speed figures);
 #    the results come back in $OUT/precision_sincut_gpu.tar for SIFID, texture and SSIM on the CPU
-#    (benchmarks/precision_table.py). The paper's recipe on a CPU at that step count would take hours.
+#    (`sincut eval`). The paper's recipe on a CPU at that step count would take hours.
 # Extra inputs travel in .gpu_inputs/ (the Great Wall / Bazille pair of ../shared, which does not travel);
 # kornia, missing on the device image, travels as wheels in .whl/ (see CONTRIBUTING.md).
 set -uo pipefail

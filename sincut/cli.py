@@ -356,9 +356,9 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--noise/--no-noise", default=True, show_default=True,
               help="--no-noise leaves out the per-pixel noise, as `sincut export` models do.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto = bfloat16 for quick-recipe models on CPUs with bf16 kernels (AMX or AVX512-BF16), else "
-                   "float32; fp32 for bit-exact outputs (bf16 stays within a few 8-bit levels: "
-                   "docs/performance.md); bf16 or fp16 (GPUs only) to force autocast.")
+              help="auto = float32 (bf16 measured no faster for translation: docs/performance.md); bf16 on "
+                   "GPUs or CPUs with bf16 kernels (AMX or AVX512-BF16) stays within a few 8-bit levels of it; "
+                   "fp16 on GPUs only.")
 @click.option("--half", is_flag=True, hidden=True,
               help="Older spelling: bf16 on a CPU, fp16 on a GPU.")
 @click.option("--checkpoint", type=click.Choice(["auto", "best", "latest"]), default="auto", show_default=True,

@@ -185,3 +185,59 @@ def test_tile_profile_paragraph_says_what_its_json_holds():
                    f"compute {tiled['computed_over_image']:.3f}x the image's",
                    f"took {tiled['outside_g_seconds']:.2f} s of {tiled['total_seconds']:.1f} s"):
         assert figure in text, figure
+
+
+def _median_range(values: list[float], fmt: str) -> str:
+    values = sorted(values)
+    return f"{fmt.format(values[len(values) // 2])} ({fmt.format(values[0])}-{fmt.format(values[-1])})"
+
+
+def test_precision_pictures_table_says_what_its_json_holds():
+    """performance.md's bf16-against-fp32 table: median (min-max) over the seeds of each figure."""
+    runs = json.loads((ROOT / "docs" / "results" / "precision_quick.json").read_text(encoding="utf-8"))["runs"]
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert len(runs) == 12
+    for pair in ("montStMichel-vanGogh", "greatWall-bazille"):
+        for variant in ("fp32", "bf16"):
+            mine = [r for r in runs if r["pair"] == pair and r["variant"] == variant]
+            assert len(mine) == 3
+            row = (f"| {pair} | {variant} | {_median_range([r['sifid'] for r in mine], '{:.1f}')} | "
+                   f"{_median_range([r['texture_distance'] for r in mine], '{:.3f}')} | "
+                   f"{_median_range([r['ssim'] for r in mine], '{:.2f}')} | "
+                   f"{_median_range([r['edge_correlation'] for r in mine], '{:.2f}')} |")
+            assert row in text, row
+
+
+def test_precision_speed_figures_say_what_their_json_holds():
+    """benchmarks.md's precision table and performance.md's GPU times come from their JSON."""
+    data = json.loads((ROOT / "docs" / "results" / "precision_floor.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for preset, runs in data["by_precision"].items():
+        fp32, bf16 = runs["fp32"], runs["bf16"]
+        row = (f"| {preset} | {fp32['total']:.3f} | {bf16['total']:.3f} | {fp32['total'] / bf16['total']:.2f}x | "
+               f"{fp32['fraction_of_floor']:.0%} | {bf16['fraction_of_floor']:.0%} |")
+        if preset in data["official"]:
+            paper = data["official"][preset]["sec_per_iter_median"]
+            row += f" {paper:.2f} s | {paper / fp32['total']:.2f}x | {paper / bf16['total']:.2f}x |"
+        assert row in text, row
+    gpu = json.loads((ROOT / "docs" / "results" / "gpu_steps.json").read_text(encoding="utf-8"))["rows"]
+    times = {(r["preset"], r["precision"]): r["seconds_per_step"] * 1000 for r in gpu}
+    perf = " ".join((ROOT / "docs" / "performance.md").read_text(encoding="utf-8").split())
+    for figure in (f"took {times['sincut', 'bf16']:.0f} ms a step against {times['sincut', 'fp32']:.0f} ms",
+                   f"cut {times['cut', 'bf16']:.0f} / {times['cut', 'fp32']:.0f} ms",
+                   f"fastcut {times['fastcut', 'bf16']:.0f} / {times['fastcut', 'fp32']:.0f} ms",
+                   f"quick {times['quick', 'bf16']:.0f} / {times['quick', 'fp32']:.0f} ms"):
+        assert figure in perf, figure
+
+
+def test_step_profile_table_says_what_its_json_holds():
+    rows = json.loads((ROOT / "docs" / "results" / "step_profile.json").read_text(encoding="utf-8"))["rows"]
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert len(rows) == 6
+    for r in rows:
+        t = r["seconds"]
+        ms = [t["sampler"], t["G forward"], t["D step without R1"], t["R1"], t["G+F step"], t["EMA"], t["total"],
+              r["evaluation_share_s"], r["step_with_evaluations_s"]]
+        row = (f"| {r['ngf']}x{r['ndf']} | {r['precision']} | " + " | ".join(f"{1000 * v:.1f}" for v in ms) +
+               f" | {r['gflop']:.1f} | {r['cadence']['steps']:,} |")
+        assert row in text, row

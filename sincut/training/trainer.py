@@ -233,7 +233,7 @@ class Trainer:
         """An HxWx3 uint8 image of any size, in tiles of bounded memory: what `sincut translate` gives."""
         with self.translating() as G:
             return Translator(G, next(G.parameters()).device, max_memory=RESULT_MEMORY, seed=self.config.seed,
-                              border=self.config.border, precision=self.config.precision).translate(rgb)
+                              border=self.config.border).translate(rgb)
 
 
 @contextlib.contextmanager
