@@ -203,7 +203,8 @@ def large_images_option(func: Callable) -> Callable:
 
 
 def _run_training(config: TrainConfig | None, source: Path | None, target: Path | None, out: Path,
-                  device_name: str, resume_overrides: dict[str, Any] | None = None) -> None:
+                  device_name: str, resume_overrides: dict[str, Any] | None = None,
+                  announce: str | None = None) -> None:
     """Start (config given) or resume (config None) a run, with the rich display and a summary."""
     from rich.console import Console
 
@@ -215,7 +216,7 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     console = Console(stderr=True)
     progress = RichProgress(console)
     if config is not None:
-        result = train(config, source, target, out, device, progress)
+        result = train(config, source, target, out, device, progress, announce)
     else:
         result = resume(out, device, progress, resume_overrides)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
@@ -279,10 +280,11 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
     if overrides.get("steps") is not None and overrides.get("epochs") is not None:
         raise UserError("--steps and --epochs both set the run's length; pass one of them")
     config = _build_config(chosen, overrides)
+    announce = None
     if preset is None and chosen == "quick":
-        click.echo("Two images on a CPU: the quick recipe (the paper's 100,000-step recipe takes days here; "
-                   "--preset sincut chooses it).", err=True)
-    _run_training(config, source, target, out, device)
+        announce = ("Two images on a CPU: the quick recipe (the paper's 100,000-step recipe takes days here; "
+                    "--preset sincut chooses it).")
+    _run_training(config, source, target, out, device, announce=announce)
 
 
 def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

@@ -132,7 +132,9 @@ def test_report_is_self_contained(evaluated_run: Path):
         if not ref.startswith("data:"):
             assert not re.match(r"^[a-z]+:", ref) and not ref.startswith("/"), ref
             assert (evaluated_run / ref).is_file(), ref
-    for text in ("Preview history", "Timing", "Configuration", "lambda_nce", "style distance (mean)"):
+    config = json.loads((evaluated_run / "config.json").read_text())
+    for text in ("Preview history", "Timing", "Configuration", "lambda_nce", "style distance (mean)",
+                 f"preset {config['preset']} in {config['precision']}"):  # the precision that ran
         assert text in page, text
     for name in ("report.png", "plots/losses.png", "plots/metrics.png", "source.png", "target.png"):
         assert (evaluated_run / name).is_file(), name

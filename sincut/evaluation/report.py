@@ -224,7 +224,7 @@ def _result_images(files: RunFiles) -> list[tuple[str, str, Image.Image]]:
 
 def _headline(files: RunFiles) -> str:
     cfg = files.config
-    parts = [f"sincut run: {files.run.resolve().name}", f"preset {cfg.get('preset', '?')}"]
+    parts = [f"sincut run: {files.run.resolve().name}", f"preset {cfg.get('preset', '?')} in {cfg.get('precision', '?')}"]
     if files.metrics:
         last, best = files.metrics[-1], files.best
         sifid = f"SIFID {last['sifid']:.2f}, " if last.get("sifid") is not None else ""

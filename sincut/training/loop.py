@@ -53,9 +53,11 @@ class TrainResult:
 
 
 def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str | os.PathLike,
-          out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None) -> TrainResult:
+          out: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None,
+          announce: str | None = None) -> TrainResult:
     """Train a model that repaints SOURCE in TARGET's look (two images), or domain A in domain B's
-    (two folders); write everything into `out`."""
+    (two folders); write everything into `out`. `announce` is a line for the user once the inputs have
+    passed their checks (an error stays the only line of a run that cannot start)."""
     started = time.perf_counter()  # --minutes counts from here
     world, device = init_from_env(device)
     progress = progress if (progress and world.is_main) else SilentProgress()
@@ -73,6 +75,8 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
                 atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
                 atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
             trainer = Trainer.build(config, data, device, world)
+            if announce:
+                progress.note(announce)
             return _fit(trainer, run, 0, progress, started)
     finally:
         shutdown(world)
