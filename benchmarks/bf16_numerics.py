@@ -29,9 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sincut.objective import Objective  # noqa: E402
-from tests.test_official import MODES, build_nets, golden_config, load_golden  # noqa: E402
+from tests.test_official import MODES, build_nets, golden_config, load_golden, replaying_objective  # noqa: E402
 
-TERMS_OF = {"D": ("D_fake", "D_real", "D_R1"), "G": ("G_GAN", "NCE", "NCE_Y", "idt")}
 
 
 def term_gradients(nets: tuple, config, arrays: dict, dtype: torch.dtype, bf16: bool,
@@ -39,24 +38,18 @@ def term_gradients(nets: tuple, config, arrays: dict, dtype: torch.dtype, bf16: 
     """Each loss term's value and its gradient over the network it trains (D terms: D; G terms: G and F),
     at the golden inputs and patch ids, zero noise, in `dtype` or under bf16 autocast."""
     G, D, F_head = (copy.deepcopy(n).to(dtype) for n in nets)
-    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(seed))
+    objective, _ = replaying_objective(config, (G, D, F_head), arrays, seed)
     objective.separate_passes = config.generator == "resnet"
-    drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
-             for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
-    objective.F_net.sample_locations = lambda feats, n, gen: drawn.pop(0)
-    forward = G.forward
-    G.forward = lambda x, layers=(), generator=None, noise=None: forward(
-        x, layers, noise=[x.new_zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()])
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     real_A, real_B = (torch.from_numpy(arrays[f"input/real_{x}"]).to(dtype) for x in "AB")
     values, grads = {}, {}
     with autocast:
         fwd = objective.forward(real_A, real_B, flipped=False)
         _, parts_D = objective.discriminator_loss(fwd, 0)
-    for name, params, parts in (("D", list(D.parameters()), parts_D), ):
-        for term, value in parts.items():
-            values[term] = float(value.detach())
-            grads[term] = _flat(torch.autograd.grad(value, params, retain_graph=True, allow_unused=True), params)
+    params = list(D.parameters())
+    for term, value in parts_D.items():
+        values[term] = float(value.detach())
+        grads[term] = _flat(torch.autograd.grad(value, params, retain_graph=True, allow_unused=True), params)
     D.requires_grad_(False)
     with autocast:
         _, parts_G = objective.generator_loss(fwd)

@@ -91,21 +91,29 @@ def replay_step(mode: str, dtype: torch.dtype = torch.float32, separate_passes: 
         torch.set_default_dtype(previous)
 
 
+def replaying_objective(config: TrainConfig, nets: tuple, arrays: dict[str, np.ndarray],
+                        seed: int = 0) -> tuple[Objective, list]:
+    """Our Objective over `nets` (G, D, F) wired to replay the golden step: F takes the paper's patch ids
+    (NCE first, then NCE_Y, in the order the paper's F drew them) and G zero noise maps (the golden step
+    replaced SinCUT's per-pixel noise by zeros). Returns it with the list of ids not yet used."""
+    G, D, F_head = nets
+    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(seed))
+    drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
+             for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
+    objective.F_net.sample_locations = lambda feats, n, gen: drawn.pop(0)
+    forward = G.forward
+    G.forward = lambda x, layers=(), generator=None, noise=None: forward(
+        x, layers, noise=[x.new_zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()])
+    return objective, drawn
+
+
 def _replay_step(mode: str, dtype: torch.dtype, separate_passes: bool):
     meta, arrays = load_golden(mode, dtype)
     config = golden_config(meta)
     torch.manual_seed(0)
     G, D, F_head = build_nets(config, arrays)
-    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(0))
+    objective, drawn = replaying_objective(config, (G, D, F_head), arrays)
     objective.separate_passes = separate_passes  # the trainer's choice on CPUs; both must be the paper's step
-    # The paper's F drew these locations (NCE first, then NCE_Y); ours replays them in the same order.
-    drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
-             for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
-    objective.F_net.sample_locations = lambda feats, n, gen: drawn.pop(0)
-    # The golden step replaced SinCUT's per-pixel noise by zeros; ours takes zero maps the same way.
-    forward = G.forward
-    G.forward = lambda x, layers=(), generator=None, noise=None: forward(
-        x, layers, noise=[x.new_zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()])
     real_A, real_B = torch.from_numpy(arrays["input/real_A"]), torch.from_numpy(arrays["input/real_B"])
     fwd = objective.forward(real_A, real_B, flipped=bool(meta["flipped"]))
     loss_D, parts_D = objective.discriminator_loss(fwd, 0)

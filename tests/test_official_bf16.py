@@ -25,10 +25,9 @@ import functools
 import pytest
 import torch
 
-from sincut.objective import Objective
 from sincut.training.official import our_key
 
-from .test_official import MODES, build_nets, golden_config, group, load_golden
+from .test_official import MODES, build_nets, golden_config, group, load_golden, replaying_objective
 
 LOSS_RTOL = 2e-2  # measured: at most 1.4e-2 (fastcut's D_fake), most terms < 1e-2
 # network -> (largest relative L2 error, smallest cosine) of its whole gradient against the paper's
@@ -47,14 +46,8 @@ def replay_in(mode: str, bf16: bool):
     config = golden_config(meta)
     torch.manual_seed(0)
     G, D, F_head = build_nets(config, arrays)
-    objective = Objective.from_config(config, G, D, F_head, generator=torch.Generator().manual_seed(0))
+    objective, _ = replaying_objective(config, (G, D, F_head), arrays)
     objective.separate_passes = config.generator == "resnet"
-    drawn = [[torch.from_numpy(arrays[f"ids/{term}/{i}"]) for i in range(len(config.nce_layers))]
-             for term in ("NCE", "NCE_Y") if f"ids/{term}/0" in arrays]
-    objective.F_net.sample_locations = lambda feats, n, gen: drawn.pop(0)
-    forward = G.forward
-    G.forward = lambda x, layers=(), generator=None, noise=None: forward(
-        x, layers, noise=[x.new_zeros(1, 1, x.shape[2] // s, x.shape[3] // s) for s in G.noise_scales()])
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     real_A, real_B = torch.from_numpy(arrays["input/real_A"]), torch.from_numpy(arrays["input/real_B"])
     with autocast():
