@@ -118,7 +118,7 @@ def coloured_run(tiny_model: Path) -> Path:
 
     root = tiny_model.parent
     args = ["train", str(root / "photo.jpg"), str(root / "painting.png"), "--out", str(root / "coloured"),
-            "--preset", "quick", *TINY_TRAIN, "--colour-init", "pitie", "--lambda-patch-swd", "1"]
+            *TINY_TRAIN, "--preset", "quick", "--colour-init", "pitie", "--lambda-patch-swd", "1"]
     result = CliRunner().invoke(main, args, prog_name="sincut")
     assert result.exit_code == 0, result.output
     return root / "coloured"

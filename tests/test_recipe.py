@@ -151,7 +151,7 @@ def test_coloured_run_translates_from_the_cli(coloured_run: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--colour-init", "pitie"], "--colour-init pitie starts a residual generator"),
+    (["--preset", "sincut", "--colour-init", "pitie"], "--colour-init pitie starts a residual generator"),
     (["--preset", "quick", "--lambda-patch-swd", "1", "--patch-swd-scales", "1,8"], "--patch-swd-scales 1,8"),
     (["--preset", "quick", "--patch-swd-scales", "0"], "--patch-swd-scales must be"),
 ])
