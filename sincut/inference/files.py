@@ -112,8 +112,8 @@ class TranslateOptions:
 def translation_precision(requested: str) -> str:
     """--precision of translate: 'auto' is fp32. bf16 translation of a quick model on a Xeon with AMX took
     as long as fp32 (1024x576: 0.45 against 0.46 s; its small G and float32 guided filter leave the
-    convolutions little of the time) and differs by up to 5 8-bit levels (docs/performance.md), and the
-    recipes `auto` trains in fp32 keep fp32 models; an explicit bf16 or fp16 is kept as asked."""
+    convolutions little of the time) and differed by up to 5 8-bit levels (docs/performance.md); models of
+    the other recipes were trained in fp32 by default. An explicit bf16 or fp16 is kept as asked."""
     return "fp32" if requested == "auto" else requested
 
 
