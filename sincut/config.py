@@ -1,6 +1,6 @@
 """One dataclass for a training run; its defaults are the paper's single-image (SinCUT) recipe.
 
-Every field becomes a `sincut train` option (see cli.py), so the paper's numbers live here and only
+Every field becomes a `sincut train` option (see cli/options.py), so the paper's numbers live here and only
 here. The config is saved as JSON into every run directory and inside every checkpoint.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-# Option groups, for the command line's help (cli.py) and for what `resume` may change:
+# Option groups, for the command line's help (cli/options.py) and for what `resume` may change:
 # paper = the recipe values users tune; advanced = the rest of the recipe (research knobs);
 # execution = how the same recipe runs on this machine (changeable on resume: a CPU run may go on
 # on a GPU with --compile); bookkeeping = logs, previews, checkpoints, evaluation and the seed.

@@ -1,176 +1,33 @@
 """The `sincut` command line: parses and validates options, then calls the library.
 
 No training or image logic lives here. Every `TrainConfig` field is a `sincut train` option,
-generated from the dataclass so help texts and defaults cannot drift from the recipe.
+generated from the dataclass (options.py) so help texts and defaults cannot drift from the recipe.
 The module is longer than 400 lines because it holds all nine commands with their options and help
 texts side by side (each command a thin function that hands over to the library), so the whole
-command-line surface reads in one place.
+command-line surface reads in one place; the option machinery they share is in options.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from . import __version__
-from .config import DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, make_config
-from .errors import TrainingFailed, TrainingStopped, UserError
-from .inference.tiles import MIN_TILE
+from .. import __version__
+from ..config import PRESETS, TrainConfig
+from ..errors import UserError
+from ..inference.tiles import MIN_TILE
+from .options import (ListedOption, SincutGroup, StyleListCommand, build_config, choose_preset, config_options,
+                      device_option, large_images_option, parse_memory_option, parse_shard_option)
 
 DEMO_CPU_MINUTES = 8.0  # the quick recipe; start-up and the final outputs fit in 10 minutes on 2 cores
 DEMO_GPU_MINUTES = 5.0  # the paper's recipe, its schedule sized to the budget
 SAMPLE_SOURCE = "photo_montStMichel.jpg"
 SAMPLE_TARGET = "painting_vincent_van_gogh_village_street_in_auver.jpg"
-
-
-class SincutGroup(click.Group):
-    """Turns the user's mistakes into one line on stderr and exit code 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UserError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
-        except TrainingFailed as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(1)
-        except TrainingStopped as e:
-            click.echo(str(e), err=True)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted at once; the newest complete checkpoint (if any) is kept.", err=True)
-            ctx.exit(130)
-
-
-def _parse_layers(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers like 0,2,4, got {value!r}") from None
-
-
-HELP_ALL = "sincut.help_all"  # ctx.meta key: --help-all asked for every option with its full text
-COMPACT_GROUPS = ("paper", "bookkeeping", "execution")  # the train/batch options one screen of --help lists
-
-
-class ListedOption(click.Option):
-    """An option of train/batch/resume (every TrainConfig field is one). The one-screen --help lists it
-    with its brief line when `compact`; --help-all lists every option with its full text. `listed=False`
-    hides it from both; it still works."""
-
-    def __init__(self, *args: Any, compact: bool = True, listed: bool = True, brief: str = "",
-                 shown_default: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.compact, self.listed, self.brief, self.shown_default = compact, listed, brief, shown_default
-
-    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        if not self.listed:
-            return None
-        record = super().get_help_record(ctx)
-        if record is None or ctx.meta.get(HELP_ALL):
-            return record
-        if not self.compact:
-            return None
-        extra = "  [required]" if self.required else f"  [default: {self.shown_default}]" if self.shown_default else ""
-        return record[0], self.brief + extra
-
-
-def help_all_option(func: Callable) -> Callable:
-    """--help-all: the help with every option this command takes, each with its full text."""
-    def show(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-        if not value or ctx.resilient_parsing:
-            return
-        ctx.meta[HELP_ALL] = True
-        click.echo(ctx.get_help(), color=ctx.color)
-        ctx.exit()
-
-    return click.option("--help-all", is_flag=True, expose_value=False, is_eager=True, callback=show,
-                        help="Show every option (research knobs too) with its full help.")(func)
-
-
-def _first_sentence(text: str) -> str:
-    return text.split(". ", 1)[0].rstrip(".") + "."
-
-
-def config_options(func: Callable | None = None, *, resuming: bool = False) -> Callable:
-    """One Click option per TrainConfig field; unset options leave the preset's (or run's) value alone.
-
-    train/batch: the one-screen --help lists the paper, bookkeeping and execution groups (brief lines);
-    --help-all lists all. resume: only what it may change is listed; the rest stay accepted but unlisted,
-    so passing one gets the one-line refusal of with_resume_overrides instead of Click's "no such option".
-    """
-    if func is None:
-        return functools.partial(config_options, resuming=resuming)
-    for f in reversed(dataclasses.fields(TrainConfig)):
-        if f.name == "preset":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        shown = f.default
-        if f.name == "zoom_min":
-            shown = "1/3"
-        elif isinstance(shown, tuple):
-            shown = ",".join(map(str, shown))
-        if isinstance(shown, bool):
-            shown = "on" if shown else "off"
-        if resuming:  # an option left out keeps the resumed run's value, not the preset's
-            shown = "the run's"
-        help_text = f"{f.metadata['help']}  [default: {shown}]"
-        listing = dict(cls=ListedOption, shown_default=str(shown),
-                       brief=f.metadata.get("brief") or _first_sentence(f.metadata["help"]),
-                       compact=resuming or field_group(f) in COMPACT_GROUPS,
-                       listed=changeable_on_resume(f) or not resuming)
-        if f.name == "keep_checkpoints":
-            func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None, metavar="N",
-                                help=help_text, **listing)(func)
-        elif f.type in ("bool", bool):
-            decl = [f"{flag}/--no-{f.name.replace('_', '-')}"]
-            func = click.option(*decl, f.name, default=None, help=help_text, **listing)(func)
-        elif f.metadata.get("choices"):
-            func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
-                                help=help_text, **listing)(func)
-        elif f.name in ("nce_layers", "patch_swd_scales"):
-            func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
-                                help=help_text, **listing)(func)
-        else:
-            is_int = f.type in ("int", "int | None", int)
-            kind = click.IntRange(lo, hi) if is_int else click.FloatRange(lo, hi)
-            func = click.option(flag, f.name, type=kind, default=None, metavar="N" if is_int else "X",
-                                help=help_text, **listing)(func)
-    if resuming:
-        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None, hidden=True,
-                            help="Must match the run's preset if given.")(func)
-    else:
-        func = click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                            help="Recipe; the options below override it. [default: for two image files "
-                                 "quick on a CPU, sincut on a GPU; cut for two folders; defaults shown are "
-                                 "sincut's]",
-                            cls=ListedOption, brief="Recipe the options below override.",
-                            shown_default="quick (CPU), sincut (GPU); folders: cut")(func)
-    return help_all_option(func)
-
-
-def device_option(func: Callable) -> Callable:
-    return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
-                        help="Where to run; auto picks a GPU when there is one.")(func)
-
-
-def _build_config(preset: str, overrides: dict[str, Any]) -> TrainConfig:
-    try:
-        return make_config(preset, **{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as e:
-        raise UserError(str(e)) from None
 
 
 @click.group(cls=SincutGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -190,27 +47,15 @@ def main() -> None:
     """
 
 
-def large_images_option(func: Callable) -> Callable:
-    def allow(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-        if value:
-            from .data.images import allow_large_images
-            allow_large_images()
-        return value
-
-    return click.option("--allow-large-images", is_flag=True, expose_value=False, callback=allow,
-                        help="Read images above Pillow's decompression-bomb limit (only for files you trust).",
-                        cls=ListedOption, compact=False)(func)
-
-
 def _run_training(config: TrainConfig | None, source: Path | None, target: Path | None, out: Path,
                   device_name: str, resume_overrides: dict[str, Any] | None = None,
                   announce: str | None = None) -> None:
     """Start (config given) or resume (config None) a run, with the rich display and a summary."""
     from rich.console import Console
 
-    from .progress import RichProgress, summary_table
-    from .training.loop import resume, train
-    from .inference.device import pick_device
+    from ..progress import RichProgress, summary_table
+    from ..training.loop import resume, train
+    from ..inference.device import pick_device
 
     device = pick_device(device_name)
     console = Console(stderr=True)
@@ -235,27 +80,6 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     ], title="Done"))
 
 
-def _choose_preset(source: Path, target: Path, preset: str | None, device_type: str = "cpu") -> str:
-    """Two folders mean the dataset recipe (cut). Two image files mean the paper's single-image recipe on
-    a GPU, and on a CPU (where the paper's 100,000 steps take days) the quick recipe, as `sincut demo`."""
-    for path in (source, target):
-        if not path.exists():
-            raise UserError(f"{path}: no such file or folder; check the path")
-    if source.is_dir() != target.is_dir():
-        folder, other = (source, target) if source.is_dir() else (target, source)
-        raise UserError(f"{folder} is a folder but {other} is a file; pass two image files (single-image "
-                        "mode) or two folders (dataset mode)")
-    if preset is None:
-        return "cut" if source.is_dir() else "quick" if device_type == "cpu" else "sincut"
-    if source.is_dir() and preset not in DATASET_PRESETS:
-        raise UserError(f"--preset {preset} trains on two image files, but {source} is a folder; "
-                        f"use --preset {' or '.join(DATASET_PRESETS)}")
-    if not source.is_dir() and preset in DATASET_PRESETS:
-        raise UserError(f"--preset {preset} trains on two folders of images, but {source} is a file; "
-                        "use --preset sincut or quick")
-    return preset
-
-
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
@@ -274,40 +98,17 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
     Images smaller than the patch size are upscaled, with a warning. Ctrl-C saves a checkpoint;
     `sincut resume RUN` continues. Several GPUs: torchrun --nproc_per_node N -m sincut train A/ B/ --out RUN.
     """
-    from .inference.device import pick_device
+    from ..inference.device import pick_device
 
-    chosen = _choose_preset(source, target, preset, pick_device(device).type)
+    chosen = choose_preset(source, target, preset, pick_device(device).type)
     if overrides.get("steps") is not None and overrides.get("epochs") is not None:
         raise UserError("--steps and --epochs both set the run's length; pass one of them")
-    config = _build_config(chosen, overrides)
+    config = build_config(chosen, overrides)
     announce = None
     if preset is None and chosen == "quick":
         announce = ("Two images on a CPU: the quick recipe (the paper's 100,000-step recipe takes days here; "
                     "--preset sincut chooses it).")
     _run_training(config, source, target, out, device, announce=announce)
-
-
-def _parse_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    from .inference.budget import parse_memory
-
-    try:
-        size = parse_memory(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-    if size <= 0:
-        raise click.BadParameter(f"must be more than 0, got {value!r}")
-    return size
-
-
-def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int]:
-    if value is None:
-        return (1, 1)
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise click.BadParameter(f"expected K/N with 1 <= K <= N, like 2/4, got {value!r}")
-    return int(match.group(1)), int(match.group(2))
 
 
 @main.command()
@@ -341,7 +142,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG / WebP quality.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs (default: skip them, so a rerun resumes).")
-@click.option("--max-memory", default=None, callback=_parse_memory, metavar="SIZE",
+@click.option("--max-memory", default=None, callback=parse_memory_option, metavar="SIZE",
               help="Memory for the generator's forward passes, like 2GiB or 1500MiB (a plain number is MiB). "
                    "Images whose pass fits go whole; larger ones in the largest tiles that fit, several per pass "
                    "when they fit. Default: half the available memory, at most 1.5 GiB on a CPU (a 24 MP photo "
@@ -351,7 +152,7 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
                    "ones in tiles of at most PX x PX.")
 @click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
               help="Consecutive images of equal size (each small enough to go whole) per forward pass.")
-@click.option("--shard", default=None, callback=_parse_shard, metavar="K/N",
+@click.option("--shard", default=None, callback=parse_shard_option, metavar="K/N",
               help="Translate only the K-th of N shares of the sorted inputs (N machines split one folder).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
               help="Seed of the generator's per-pixel noise; the same seed repeats a result exactly.")
@@ -391,9 +192,9 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     """
     from rich.console import Console
 
-    from .progress import RichTranslateProgress, translate_summary_table
-    from .inference.files import TranslateOptions, translate_files
-    from .inference.device import pick_device
+    from ..progress import RichTranslateProgress, translate_summary_table
+    from ..inference.files import TranslateOptions, translate_files
+    from ..inference.device import pick_device
 
     dev = pick_device(device)
     if half:
@@ -408,40 +209,6 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
                                           summary.seconds, summary.images_per_second))
     if summary.failed:
         click.get_current_context().exit(1)
-
-
-class StyleListCommand(click.Command):
-    """Lets `--style` take several values, as in `--style a.jpg b.jpg --out DIR`.
-
-    Click options take one value each, so before parsing every non-option word after `--style` gets its
-    own `--style` in front; the list ends at the next option (or `--`).
-    """
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        expanded: list[str] = []
-        in_styles = needs_value = False
-        for i, arg in enumerate(args):
-            if arg == "--":
-                expanded += args[i:]
-                break
-            if arg == "--style":
-                if needs_value:
-                    break
-                in_styles = needs_value = True
-            elif arg.startswith("--style="):
-                expanded += ["--style", arg.split("=", 1)[1]]
-                in_styles, needs_value = True, False
-            elif in_styles and not arg.startswith("-"):
-                expanded += ["--style", arg]
-                needs_value = False
-            else:
-                if needs_value:
-                    break
-                in_styles = False
-                expanded.append(arg)
-        if needs_value:
-            raise click.BadOptionUsage("--style", "--style needs at least one TARGET image or folder", ctx=ctx)
-        return super().parse_args(ctx, expanded)
 
 
 @main.command(cls=StyleListCommand)
@@ -466,14 +233,12 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
     """
     from rich.console import Console
 
-    from .batch import run_batch
-    from .progress import RichBatchProgress, batch_summary_table
-    from .inference.device import pick_device
-
-    from .inference.device import resolve_precision
+    from ..batch import run_batch
+    from ..progress import RichBatchProgress, batch_summary_table
+    from ..inference.device import pick_device, resolve_precision
 
     dev = pick_device(device)
-    config = _build_config(preset or ("quick" if dev.type == "cpu" else "sincut"), overrides)
+    config = build_config(preset or ("quick" if dev.type == "cpu" else "sincut"), overrides)
     console = Console(stderr=True)
     length = f"{config.minutes:g} minutes" if config.steps is None else f"{config.steps:,} steps"
     console.print(f"[bold]sincut batch[/]: preset {config.preset}, {length} per pair, batch {config.batch_size} x "
@@ -500,7 +265,7 @@ def export(model: Path, out: Path, fmt: str) -> None:
     without the per-pixel noise, so it is deterministic (= sincut translate --no-noise):
       G = torch.jit.load("generator.pt"); y = G(x).clamp(-1, 1)
     """
-    from .inference.export import export_onnx, export_torchscript
+    from ..inference.export import export_onnx, export_torchscript
 
     if out.is_dir():
         raise UserError(f"{out}: is a folder; pass a file name like {out / 'generator.pt'}")
@@ -527,8 +292,8 @@ def import_run(folder: Path, out: Path, source: Path | None, target: Path | None
     `sincut resume RUN` then trains it on with this loop, from the step its epoch gives. The paper's
     checkpoints hold no optimiser state: Adam's moments start fresh.
     """
-    from .training.loop import import_official
-    from .inference.device import pick_device
+    from ..training.loop import import_official
+    from ..inference.device import pick_device
 
     run = import_official(folder, out, pick_device(device), source, target, preset, epoch)
     click.echo(f"Wrote run directory {run}. Continue training with: sincut resume {run}", err=True)
@@ -556,9 +321,9 @@ def evaluate(output: Path, target: Path, source: Path, inception_path: Path | No
     """
     import json
 
-    from .evaluation.inception import INSTALL_HINT, load_inception
-    from .evaluation.files import evaluate_files, fid_kid_files, match_pairs, sifid_files
-    from .inference.files import expand_inputs
+    from ..evaluation.inception import INSTALL_HINT, load_inception
+    from ..evaluation.files import evaluate_files, fid_kid_files, match_pairs, sifid_files
+    from ..inference.files import expand_inputs
 
     pairs = match_pairs(output, source)
     if not target.exists():
@@ -590,7 +355,7 @@ def evaluate(output: Path, target: Path, source: Path, inception_path: Path | No
         from rich.console import Console
         from rich.markup import escape
 
-        from .progress import quality_table
+        from ..progress import quality_table
 
         rows = []
         if per_image is not None:
@@ -616,7 +381,7 @@ def report(run: Path) -> None:
 
     Training writes them at its end; this rebuilds them (also while a run is still training).
     """
-    from .evaluation.report import write_report
+    from ..evaluation.report import write_report
 
     html_path, png_path = write_report(run)
     click.echo(f"Wrote {html_path} and {png_path}.", err=True)
@@ -647,7 +412,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     On a CPU: the quick recipe for 8 minutes (a finished picture within 10 minutes on 2 cores). On a
     GPU: the paper's recipe, its schedule sized to 5 minutes.
     """
-    from .inference.device import pick_device
+    from ..inference.device import pick_device
 
     samples = _samples_dir()
     dev = pick_device(device)
@@ -663,7 +428,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     if overwrite and out.is_dir() and (out / "config.json").exists():
         shutil.rmtree(out)
     extra = {} if steps is None else {"preview_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 2)}
-    config = _build_config(preset, {"steps": steps, "minutes": minutes, **extra})
+    config = build_config(preset, {"steps": steps, "minutes": minutes, **extra})
     _run_training(config, samples / SAMPLE_SOURCE, samples / SAMPLE_TARGET, out, device)
 
 
