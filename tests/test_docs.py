@@ -241,3 +241,13 @@ def test_step_profile_table_says_what_its_json_holds():
         row = (f"| {r['ngf']}x{r['ndf']} | {r['precision']} | " + " | ".join(f"{1000 * v:.1f}" for v in ms) +
                f" | {r['gflop']:.1f} | {r['cadence']['steps']:,} |")
         assert row in text, row
+
+
+def test_minutes_load_table_says_what_its_json_holds():
+    runs = json.loads((ROOT / "docs" / "results" / "minutes_load.json").read_text(encoding="utf-8"))["runs"]
+    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert len(runs) == 3
+    for r in runs:
+        cells = f"| {r['wall_seconds']:.1f} | {r['deviation_percent']:.1f}% | {r['first_steps']:,} | {r['steps']:,} |"
+        assert re.search(rf"^\| {r['condition']} \|.*{re.escape(cells)}$", text, re.M), cells
+        assert abs(r["deviation_percent"]) <= 3.0  # what the README says of these runs
