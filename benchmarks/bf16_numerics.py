@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from quality import write_json  # noqa: E402
 from sincut.objective import Objective  # noqa: E402
 from tests.test_official import MODES, build_nets, golden_config, load_golden, replaying_objective  # noqa: E402
 
@@ -137,7 +138,7 @@ def main() -> None:
                 print(f"| {mode} | {label} | {term} | {r['loss_rel_error_bf16']:.1e} | {r['grad_rel_error_fp32']:.0e} | "
                       f"{r['grad_rel_error_bf16']:.3f} | {r['grad_cosine_bf16']:.4f} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     print(f"\nwrote {args.json}", file=sys.stderr)
 
 

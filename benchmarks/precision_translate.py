@@ -11,7 +11,6 @@ precision's median seconds per image. Run it alone on the machine: the seconds a
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe  # noqa: E402
+from quality import write_json  # noqa: E402
 from sincut.data.images import read_image  # noqa: E402
 from sincut.inference.device import cpu_has_bf16_kernels  # noqa: E402
 from sincut.inference.model import load_generator  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> None:
           f"mean {result['levels']['mean']}, 99.9% within {result['levels']['p99_9']:g}, max {result['levels']['max']}"
           f"; seconds fp32 {seconds['fp32']:.2f}, bf16 {seconds['bf16']:.2f} ({seconds['fp32'] / seconds['bf16']:.2f}x)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

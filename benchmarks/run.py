@@ -83,6 +83,7 @@ if __name__ == "__main__" and official_home_from_argv(sys.argv) is not None:
 
 import torch  # noqa: E402
 
+from quality import write_json  # noqa: E402
 from machine import describe, floor_seconds, peak_gflops, sync  # noqa: E402,F401  (ab.py imports sync from here)
 from sincut.config import DATASET_PRESETS, make_config  # noqa: E402
 from sincut.errors import UserError  # noqa: E402
@@ -390,9 +391,7 @@ def main() -> None:
     machine["wall_s"] = time.perf_counter() - t_start
     print_table(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(args.json)
+    write_json(args.json, result)
     print(f"wrote {args.json} ({machine['wall_s']:.0f} s)")
 
 

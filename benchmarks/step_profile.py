@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -54,6 +53,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from flop_count import CountFlops  # noqa: E402
+from quality import write_json  # noqa: E402
 from machine import describe, sync  # noqa: E402
 from run import inputs_for  # noqa: E402
 from sincut.config import TrainConfig, make_config  # noqa: E402
@@ -321,9 +321,7 @@ def main() -> None:
     result["machine"]["wall_s"] = time.perf_counter() - started
     print_table(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(args.json)
+    write_json(args.json, result)
     print(f"wrote {args.json} ({result['machine']['wall_s']:.0f} s)")
 
 
