@@ -124,6 +124,16 @@ class TrainConfig:
                                    min=0.0, group="advanced")
     patch_swd_scales: tuple[int, ...] = _opt((1, 2), "Downscale factors at which --lambda-patch-swd compares patches "
                                                      "(1 = the crop as sampled, 2 = half resolution).", group="advanced")
+    lambda_patch_match: float = _opt(0.0, "Weight of a mark-matching loss toward TARGET: the relaxed earth mover's "
+                                          "distance (STROTSS, Kolkin et al. 2019) between G's outputs' and the "
+                                          "batch's TARGET 7x7 RGB patches with each patch's mean colour removed, "
+                                          "1,024 of each at random a step, averaged over --patch-match-scales: "
+                                          "every output patch near some painting patch and every painting patch "
+                                          "near some output patch, so it asks for the painting's marks (not its "
+                                          "colours or its proportions); G only; 0 = off.",
+                                     min=0.0, group="advanced")
+    patch_match_scales: tuple[int, ...] = _opt((1, 2, 4), "Downscale factors at which --lambda-patch-match "
+                                                          "compares patches.", group="advanced")
     lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0,
                      group="paper", brief="Adam learning rate.")
     beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0, group="advanced")
@@ -236,6 +246,14 @@ class TrainConfig:
             raise ValueError(f"--patch-swd-scales {scales}: a {self.crop_size} px crop downscaled "
                              f"{max(self.patch_swd_scales)}x is smaller than the {PATCH_SWD_SIZE} px patches; "
                              "give smaller factors or a larger --crop-size")
+        match_scales = ",".join(map(str, self.patch_match_scales))
+        if not self.patch_match_scales or min(self.patch_match_scales) < 1:
+            raise ValueError(f"--patch-match-scales must be downscale factors >= 1 like 1,2,4, got "
+                             f"{match_scales or 'none'}")
+        if self.lambda_patch_match > 0 and self.crop_size // max(self.patch_match_scales) < PATCH_SWD_SIZE:
+            raise ValueError(f"--patch-match-scales {match_scales}: a {self.crop_size} px crop downscaled "
+                             f"{max(self.patch_match_scales)}x is smaller than the {PATCH_SWD_SIZE} px patches; "
+                             "give smaller factors or a larger --crop-size")
         if self.epochs is not None and self.preset not in DATASET_PRESETS:
             raise ValueError(f"--epochs counts passes over two folders (--preset {' or '.join(DATASET_PRESETS)}); "
                              f"the {self.preset} preset trains on two images: pass --steps")
@@ -277,6 +295,7 @@ class TrainConfig:
         cfg = cls(**{k: v for k, v in values.items() if k in known})
         cfg.nce_layers = tuple(cfg.nce_layers)
         cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
+        cfg.patch_match_scales = tuple(cfg.patch_match_scales)
         return cfg
 
 
@@ -318,5 +337,6 @@ def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:
     cfg = TrainConfig(**{**PRESETS[preset], **overrides, "preset": preset})
     cfg.nce_layers = tuple(cfg.nce_layers)
     cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
+    cfg.patch_match_scales = tuple(cfg.patch_match_scales)
     cfg.validate()
     return cfg

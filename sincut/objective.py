@@ -102,6 +102,40 @@ def patch_swd_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], generato
     return total / len(scales)
 
 
+def mean_removed_patches(images: Tensor, size: int) -> Tensor:
+    """Every size x size patch of a [B, C, H, W] batch with each channel's patch mean subtracted, one row
+    each: what a patch holds besides its colour (a stroke's edges and grain), not the colour itself."""
+    rows = image_patches(images, size)
+    per_channel = rows.reshape(rows.shape[0], images.shape[1], size * size)
+    return (per_channel - per_channel.mean(dim=2, keepdim=True)).reshape(rows.shape[0], -1)
+
+
+def relaxed_emd(a: Tensor, b: Tensor) -> Tensor:
+    """STROTSS's relaxed earth mover's distance (Kolkin et al. 2019) between point sets [N, D] and [M, D]
+    under the mean squared difference per dimension: the larger of "each a is near some b" and "each b is
+    near some a". Unlike a full transport plan (or sliced Wasserstein) it does not ask the two sets to
+    have the same proportions: the output need not be as much sky as the painting is, only hold its marks."""
+    cost = torch.cdist(a, b).pow(2) / a.shape[1]
+    return torch.maximum(cost.min(dim=1).values.mean(), cost.min(dim=0).values.mean())
+
+
+def patch_match_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], generator: torch.Generator | None,
+                     patch_size: int = PATCH_SWD_SIZE, samples: int = 1024) -> Tensor:
+    """The relaxed EMD between the mean-removed patch_size^2 RGB patches of the fakes and of the reals (no
+    gradient), averaged over `scales` (each batch average-pooled by the scale first): asks G for the
+    painting's marks at several sizes, wherever they fit, rather than its colours or proportions. Each set
+    is subsampled at random to `samples` patches per scale; computed in float32 outside autocast."""
+    total = fake.new_zeros((), dtype=torch.float32)
+    with torch.autocast(fake.device.type, enabled=False):
+        for scale in scales:
+            f_small, r_small = (F.avg_pool2d(x, scale) if scale > 1 else x
+                                for x in (fake.float(), real.detach().float()))
+            fp, rp = mean_removed_patches(f_small, patch_size), mean_removed_patches(r_small, patch_size)
+            picks = [torch.randperm(p.shape[0], generator=generator, device=p.device)[:samples] for p in (fp, rp)]
+            total = total + relaxed_emd(fp[picks[0]], rp[picks[1]])
+    return total / len(scales)
+
+
 @dataclass
 class Forward:
     """What one G pass on [source; target] gives the two losses."""
@@ -134,7 +168,8 @@ class Objective:
                  lambda_gan: float, lambda_nce: float, nce_identity: bool, lambda_identity: float,
                  r1_gamma: float, r1_every: int = 1, gan_mode: str = "nonsaturating",
                  flip_equivariance: bool = False, generator: torch.Generator | None = None,
-                 lambda_patch_swd: float = 0.0, patch_swd_scales: tuple[int, ...] = (1, 2)) -> None:
+                 lambda_patch_swd: float = 0.0, patch_swd_scales: tuple[int, ...] = (1, 2),
+                 lambda_patch_match: float = 0.0, patch_match_scales: tuple[int, ...] = (1, 2, 4)) -> None:
         self.G, self.D, self.F = G, D, F_head
         self.G_net: Generator = without_ddp(G)
         self.D_net: Discriminator = without_ddp(D)
@@ -156,6 +191,8 @@ class Objective:
         self.rng = generator
         self.lambda_patch_swd = lambda_patch_swd
         self.patch_swd_scales = tuple(patch_swd_scales)
+        self.lambda_patch_match = lambda_patch_match
+        self.patch_match_scales = tuple(patch_match_scales)
         # Run G on source and target, G's encoder on fake and identity, and D on fakes and reals as
         # separate passes instead of one batch each: the same numbers, and faster on CPUs, where oneDNN's
         # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
@@ -174,6 +211,7 @@ class Objective:
             lambda_identity=config.lambda_identity, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
             gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=generator,
             lambda_patch_swd=config.lambda_patch_swd, patch_swd_scales=config.patch_swd_scales,
+            lambda_patch_match=config.lambda_patch_match, patch_match_scales=config.patch_match_scales,
         )
 
     def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
@@ -280,4 +318,9 @@ class Objective:
             real = fwd.target.flip(3) if fwd.flipped else fwd.target  # the fakes' orientation
             parts["SWD"] = patch_swd_loss(fwd.fake, real, self.patch_swd_scales, self.rng) * self.lambda_patch_swd
             loss = loss + parts["SWD"]
+        if self.lambda_patch_match > 0:  # as above: draws from the generator only when on
+            real = fwd.target.flip(3) if fwd.flipped else fwd.target
+            parts["match"] = (patch_match_loss(fwd.fake, real, self.patch_match_scales, self.rng)
+                              * self.lambda_patch_match)
+            loss = loss + parts["match"]
         return loss, parts

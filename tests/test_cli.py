@@ -144,7 +144,8 @@ def test_train_help_all_gives_each_option_its_recipe_default():
     for f in FIELDS:
         if f.name == "preset":
             continue
-        default = {"zoom_min": "1/3", "nce_layers": "0,2,4", "patch_swd_scales": "1,2"}.get(f.name, f.default)
+        default = {"zoom_min": "1/3", "nce_layers": "0,2,4", "patch_swd_scales": "1,2",
+                   "patch_match_scales": "1,2,4"}.get(f.name, f.default)
         if isinstance(default, bool):
             default = "on" if default else "off"
         start = re.search(rf"^\s+{flag(f)}[ ,/]", text, re.M)

@@ -1,5 +1,6 @@
-"""The recipe options --colour-init and --lambda-patch-swd: G starting from a colour transfer, and the
-patch-distribution (sliced Wasserstein) term toward TARGET."""
+"""The recipe options --colour-init, --lambda-patch-swd and --lambda-patch-match: G starting from a colour
+transfer, the patch-distribution (sliced Wasserstein) term and the mark-matching (relaxed EMD) term toward
+TARGET."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from sincut.cli import main
 from sincut.nets.colour import fit_colour_transfer
 from sincut.config import make_config
 from sincut.data.images import load_image
-from sincut.objective import Forward, Objective, image_patches, patch_swd_loss, sliced_wasserstein
+from sincut.objective import (Forward, Objective, image_patches, patch_match_loss, patch_swd_loss,
+                              sliced_wasserstein)
 from sincut.nets import Discriminator, Generator, ProjectionHead
 
 
@@ -69,6 +71,68 @@ def test_patch_swd_subsamples_the_larger_set() -> None:
     fake, real = torch.rand(1, 3, 10, 10, generator=g), torch.rand(3, 3, 10, 10, generator=g)
     value = patch_swd_loss(fake, real, (1,), torch.Generator().manual_seed(0), patch_size=7)
     assert value.item() > 0  # 16 fake patches against 16 of the 48 real ones
+
+
+def _numpy_relaxed_emd_of_marks(fake: np.ndarray, real: np.ndarray, size: int) -> float:
+    """STROTSS's relaxed EMD by loops: patches minus each channel's mean, cost = mean squared difference."""
+    def marks(images: np.ndarray) -> np.ndarray:
+        rows = _numpy_patches(images, size).reshape(-1, images.shape[1], size * size)
+        return (rows - rows.mean(axis=2, keepdims=True)).reshape(len(rows), -1)
+    a, b = marks(fake), marks(real)
+    cost = np.array([[np.mean((x - y) ** 2) for y in b] for x in a])
+    return max(cost.min(axis=1).mean(), cost.min(axis=0).mean())
+
+
+def test_patch_match_equals_an_independent_numpy_computation() -> None:
+    g = torch.Generator().manual_seed(11)
+    fake = torch.rand(2, 3, 8, 10, generator=g, dtype=torch.float64) * 2 - 1
+    real = torch.rand(1, 3, 8, 12, generator=g, dtype=torch.float64) * 1.2 - 0.5
+    # fewer patches than the 1,024 samples: the random pick is a permutation, which the distance ignores
+    got = patch_match_loss(fake, real, (1, 2), torch.Generator().manual_seed(0), patch_size=3)
+    f, r = fake.numpy(), real.numpy()
+    halves = f.reshape(2, 3, 4, 2, 5, 2).mean((3, 5)), r.reshape(1, 3, 4, 2, 6, 2).mean((3, 5))
+    expected = (_numpy_relaxed_emd_of_marks(f, r, 3) + _numpy_relaxed_emd_of_marks(*halves, 3)) / 2
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_patch_match_ignores_colour_and_proportions_but_not_marks() -> None:
+    g = torch.Generator().manual_seed(12)
+    fake = torch.rand(2, 3, 10, 10, generator=g, dtype=torch.float64) * 2 - 1
+    rng = torch.Generator().manual_seed(0)
+    # float32 inside: zero up to its rounding (a patch's squared norm is about 1, one ulp 1e-7)
+    assert patch_match_loss(fake, fake.clone(), (1, 2), rng, patch_size=3).item() == pytest.approx(0.0, abs=1e-6)
+    # A constant colour shift changes no mark: the same value as the unshifted images.
+    shifted = fake + torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64).view(1, 3, 1, 1)
+    assert patch_match_loss(shifted, fake, (1,), rng, patch_size=3).item() == pytest.approx(0.0, abs=1e-6)
+    # The same patches in other proportions (the first image three times): still zero, where a sliced
+    # Wasserstein distance, which matches proportions, is not.
+    lopsided = torch.cat([fake[:1], fake[:1], fake])
+    assert patch_match_loss(fake, lopsided, (1,), rng, patch_size=3).item() == pytest.approx(0.0, abs=1e-6)
+    assert patch_swd_loss(fake, lopsided, (1,), rng, patch_size=3).item() > 0
+    # Marks the fake lacks: a flat fake is far from a textured painting.
+    flat = torch.zeros_like(fake)
+    assert patch_match_loss(flat, fake, (1,), rng, patch_size=3).item() > 0.1
+
+
+def test_patch_match_is_its_own_logged_term_and_trains_only_g() -> None:
+    objective, G, D, F_head = _objective(lambda_patch_match=3.0, patch_match_scales=(1, 2))
+    g = torch.Generator().manual_seed(13)
+    src, tgt = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1, torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    loss, parts = objective.generator_loss(objective.forward(src, tgt))
+    assert set(parts) == {"match"} and parts["match"].item() > 0 and torch.equal(loss, parts["match"])
+    loss.backward()
+    assert G.to_rgb.weight.grad is not None and G.to_rgb.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in D.parameters()) and all(p.grad is None for p in F_head.parameters())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # computed in float32 even under autocast
+        fwd = objective.forward(src, tgt)
+        assert objective.generator_loss(fwd)[1]["match"].dtype == torch.float32
+
+
+def test_patch_match_scales_are_checked_against_the_crop() -> None:
+    with pytest.raises(ValueError, match="patch-match-scales 1,16"):
+        make_config("quick", lambda_patch_match=1.0, patch_match_scales=(1, 16))
+    with pytest.raises(ValueError, match="patch-match-scales must be"):
+        make_config("quick", patch_match_scales=(0,))
 
 
 def _objective(**overrides) -> tuple[Objective, Generator, Discriminator, ProjectionHead]:

@@ -129,7 +129,7 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         elif f.metadata.get("choices"):
             func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
                                 help=help_text, **listing)(func)
-        elif f.name in ("nce_layers", "patch_swd_scales"):
+        elif f.name in ("nce_layers", "patch_swd_scales", "patch_match_scales"):
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
                                 help=help_text, **listing)(func)
         else:
