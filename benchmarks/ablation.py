@@ -1,16 +1,24 @@
-"""What each change of a single-image recipe buys: the same number of steps, with and without it.
+"""What each change of a single-image recipe buys: the same number of steps, or the same minutes, with and
+without it.
 
     python benchmarks/ablation.py --variant base= --variant ema="--ema-halflife 50" \
-        [--preset quick] [--steps 1000] [--seeds 0,1] [--pairs montStMichel-vanGogh,...] [--jobs 2] [--reuse]
+        [--preset quick] [--steps 1000 | --minutes 8] [--seeds 0,1] [--pairs montStMichel-vanGogh,...]
+        [--jobs 2] [--reuse]
 
-Every variant trains each pair for a fixed step count through the real CLI (`sincut train --preset P
---steps N VARIANT_OPTIONS`), so two variants see the same schedule and, with one seed, the same
-patches: the difference in their final SIFID is the change's, not the clock's. Runs may go in
-parallel (`--jobs`, one thread each): quality at a fixed step count does not depend on timing (a CPU
-run of one seed repeats exactly), so the per-step seconds printed are comparable only with --jobs 1.
-A change's cost in minutes comes from its seconds per step (measure those alone, or with
-benchmarks/quality.py). Prints a table (SIFID as a fraction of the untouched photo's, SSIM and edge
-correlation to the photo, per pair and the mean) and writes benchmarks/results/ablation.json.
+Every variant trains each pair through the real CLI (`sincut train --preset P VARIANT_OPTIONS` with
+`--steps N` or `--minutes M`).
+
+- `--steps N` (default 1000): two variants see the same schedule and, with one seed, the same patches:
+  the difference in their final figures is the change's, not the clock's. Runs may go in parallel
+  (`--jobs`, one thread each): quality at a fixed step count does not depend on timing (a CPU run of one
+  seed repeats exactly), so the per-step seconds printed are comparable only with --jobs 1.
+- `--minutes M`: each variant gets the wall-clock budget a user gives it, so a change that makes steps
+  dearer pays for it in steps (a screen at the budget users run: a few hundred steps show nothing about
+  texture). Runs go one at a time (`--jobs 1`), nothing else running.
+
+Prints a table (per pair: SIFID over the better of the two closed-form colour transfers' SIFID, the
+texture distance, SSIM and edge correlation to the photo; steps run) and writes
+benchmarks/results/ablation/ablation.json (every final evaluation, the baselines, the machine).
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import PAIRS, photo_baseline, select_pairs  # noqa: E402
+from quality import PAIRS, baselines, best_transfer_sifid, select_pairs  # noqa: E402
+from sincut.evaluation.inception import load_inception  # noqa: E402
 from sincut.config import PRESETS  # noqa: E402
 from sincut.training.run_dir import read_jsonl  # noqa: E402
 
@@ -52,13 +61,14 @@ def torch_version() -> str:
     return torch.__version__
 
 
-def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: int, options: list[str],
+def train(run: Path, source: Path, target: Path, preset: str, length: list[str], seed: int, options: list[str],
           threads: int, reuse: bool = False, device: str = "cpu") -> dict:
-    """One `sincut train` in a fresh process; its final evaluation and wall seconds. With `reuse`, a
-    finished run of the same command and the same preset values in `run` is read instead of trained again."""
+    """One `sincut train` in a fresh process (`length` = ["--steps", N] or ["--minutes", M]); its final
+    evaluation, steps and wall seconds. With `reuse`, a finished run of the same command and the same
+    preset values in `run` is read instead of trained again."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
-           "--steps", str(steps), "--seed", str(seed), "--out", str(run), "--device", device,
+           *length, "--seed", str(seed), "--out", str(run), "--device", device,
            "--select-by", "sifid", *options]
     record = run / "ablation_run.json"
     recipe = json.loads(json.dumps(PRESETS[preset]))  # a run is reused only if the preset still means the same
@@ -73,10 +83,11 @@ def train(run: Path, source: Path, target: Path, preset: str, steps: int, seed: 
     wall = time.perf_counter() - t0
     if done.returncode:
         raise SystemExit(f"{run.name}: sincut train failed:\n{done.stderr[-2000:]}")
+    steps = json.loads((run / "config.json").read_text())["steps"]  # what --minutes sized the run to
     final = [r for r in read_jsonl(run / "metrics.jsonl") if r["step"] == steps][-1]
     log = read_jsonl(run / "log.jsonl")
     per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
-    result = {"wall_seconds": round(wall, 1), "seconds_per_step": per_step,
+    result = {"wall_seconds": round(wall, 1), "steps": steps, "seconds_per_step": per_step,
               **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance", "texture_distance")
                  if k in final}}
     record.write_text(json.dumps({"command": cmd[1:], "preset_values": recipe, "result": result}))
@@ -88,7 +99,10 @@ def main() -> None:
     ap.add_argument("--variant", action="append", required=True, metavar='NAME="OPTIONS"',
                     help="a name and the `sincut train` options that make it (empty for the preset itself)")
     ap.add_argument("--preset", default="quick")
-    ap.add_argument("--steps", type=int, default=1000)
+    length = ap.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=None, help="fixed steps per run (default 1000)")
+    length.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget per run instead (runs one at a time: --jobs 1)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; each variant runs once per seed")
     ap.add_argument("--pairs", default="montStMichel-vanGogh,greatWall-bazille",
                     help=f"comma-separated, from {', '.join(PAIRS)}")
@@ -100,6 +114,12 @@ def main() -> None:
                                                          "instead of training them again")
     args = ap.parse_args()
 
+    if args.minutes is not None and args.jobs != 1:
+        ap.error("--minutes budgets wall-clock time, which parallel runs distort: give --jobs 1 (or fixed --steps)")
+    if (args.minutes is not None and args.minutes <= 0) or (args.steps is not None and args.steps < 1):
+        ap.error("--minutes must be positive and --steps at least 1")
+    length = ["--minutes", f"{args.minutes:g}"] if args.minutes is not None else ["--steps", str(args.steps or 1000)]
+    budget = f"{args.minutes:g} minutes" if args.minutes is not None else f"{args.steps or 1000} steps"
     variants = {}
     for spec in args.variant:
         name, _, options = spec.partition("=")
@@ -107,41 +127,45 @@ def main() -> None:
     pairs = select_pairs(args.pairs)
     seeds = [int(s) for s in args.seeds.split(",")]
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
-    baselines = {name: photo_baseline(*paths) for name, paths in pairs.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    network = load_inception()
+    base = {name: baselines(name, *paths, args.out, network) for name, paths in pairs.items()}
     jobs = [(v, p, s) for p in pairs for s in seeds for v in variants]
 
     def one(job: tuple[str, str, int]) -> dict:
         variant, pair, seed = job
         run = args.out / "runs" / f"{variant}-{pair}-seed{seed}"
-        result = train(run, *pairs[pair], args.preset, args.steps, seed, variants[variant], threads, args.reuse,
+        result = train(run, *pairs[pair], args.preset, length, seed, variants[variant], threads, args.reuse,
                        args.device)
-        result["sifid_ratio"] = result["sifid"] / baselines[pair]["sifid"]
-        print(f"  {variant} / {pair} / seed {seed}: SIFID ratio {result['sifid_ratio']:.2f}, "
+        result["sifid_ratio"] = result["sifid"] / base[pair]["photo"]["sifid"]
+        result["sifid_over_best_transfer"] = result["sifid"] / best_transfer_sifid(base[pair])
+        print(f"  {variant} / {pair} / seed {seed}: {result['steps']} steps, SIFID / best transfer "
+              f"{result['sifid_over_best_transfer']:.2f}, texture {result['texture_distance']:.3f}, "
               f"SSIM {result['ssim']:.3f}, {result['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
         return {"variant": variant, "pair": pair, "seed": seed, **result}
 
-    args.out.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version(), "jobs": args.jobs,
                "threads_per_run": threads, "date": time.strftime("%Y-%m-%d %H:%M")}
     json_path = args.json or args.out / "ablation.json"
     json_path.write_text(json.dumps(
-        {"machine": machine, "preset": args.preset, "steps": args.steps, "variants": variants,
-         "photo": baselines, "runs": results}, indent=2))
+        {"machine": machine, "preset": args.preset, "steps": args.steps if args.minutes is None else None,
+         "minutes": args.minutes, "variants": variants, "baselines": base, "runs": results}, indent=2))
 
-    print(f"\n{args.preset}, {args.steps} steps, seeds {args.seeds}: SIFID / photo's SIFID (SSIM)\n")
-    print("| variant | options | " + " | ".join(pairs) + " | mean ratio | s/step |")
-    print("|---|---|" + "---|" * len(pairs) + "---|---|")
+    print(f"\n{args.preset}, {budget}, seeds {args.seeds}: per pair SIFID / best colour transfer's, texture "
+          "distance, SSIM, edge correlation (steps)\n")
+    print("| variant | options | " + " | ".join(pairs) + " | s/step |")
+    print("|---|---|" + "---|" * len(pairs) + "---|")
     for variant, options in variants.items():
-        cells, ratios, speeds = [], [], []
+        cells, speeds = [], []
         for pair in pairs:
             mine = [r for r in results if r["variant"] == variant and r["pair"] == pair]
-            ratios += [r["sifid_ratio"] for r in mine]
             speeds += [r["seconds_per_step"] for r in mine]
-            cells.append(" / ".join(f"{r['sifid_ratio']:.2f} ({r['ssim']:.2f})" for r in mine))
+            cells.append(" ; ".join(f"{r['sifid_over_best_transfer']:.2f} / {r['texture_distance']:.3f} / "
+                                    f"{r['ssim']:.2f} / {r['edge_correlation']:.2f} ({r['steps']:,})" for r in mine))
         print(f"| {variant} | `{' '.join(options) or '(preset)'}` | " + " | ".join(cells) +
-              f" | {sum(ratios) / len(ratios):.2f} | {sorted(speeds)[len(speeds) // 2]:.2f} |")
+              f" | {sorted(speeds)[len(speeds) // 2]:.2f} |")
     print(f"\nwrote {json_path}", file=sys.stderr)
 
 

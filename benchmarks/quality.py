@@ -208,13 +208,6 @@ def baselines(pair: str, source: Path, target: Path, out: Path, network) -> dict
     return figures
 
 
-def photo_baseline(source: Path, target: Path) -> dict:
-    """The figures of the untouched photo: where every translation starts (ablation.py uses it)."""
-    photo, painting = load_image(source), load_image(target)
-    network = load_inception()
-    return score(photo, photo, painting, SifidReference(painting, network) if network is not None else None)
-
-
 def best_transfer_sifid(base: dict[str, dict]) -> float | None:
     values = [base[t]["sifid"] for t in TRANSFERS if base[t]["sifid"] is not None]
     return min(values) if values else None
