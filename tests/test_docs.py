@@ -162,6 +162,19 @@ def test_colour_init_screen_table_says_what_its_json_holds():
         assert cell in text, (run["variant"], run["pair"])
 
 
+def test_strokes_screen_table_says_what_its_json_holds():
+    data = json.loads((ROOT / "docs" / "results" / "strokes_screen.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert {r["pair"] for r in data["runs"]} == {"montStMichel-vanGogh", "greatWall-bazille"}
+    assert {r["minutes"] for r in data["runs"]} == {8.0, 15.0}
+    for run in data["runs"]:
+        best = min(data["baselines"][run["pair"]][t]["sifid"] for t in ("reinhard", "pitie"))
+        assert run["sifid_over_best_transfer"] == pytest.approx(run["sifid"] / best, abs=1e-3)
+        cell = (f"{run['sifid_over_best_transfer']:.2f} / {run['texture_distance']:.3f} / {run['ssim']:.2f} / "
+                f"{run['edge_correlation']:.2f} ({run['steps']:,})")
+        assert cell in text, (run["variant"], run["pair"], run["minutes"])
+
+
 def test_translate_table_says_what_translate_json_holds():
     data = json.loads((ROOT / "docs" / "results" / "translate.json").read_text(encoding="utf-8"))
     text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
