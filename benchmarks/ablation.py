@@ -119,7 +119,7 @@ def main() -> None:
     if (args.minutes is not None and args.minutes <= 0) or (args.steps is not None and args.steps < 1):
         ap.error("--minutes must be positive and --steps at least 1")
     length = ["--minutes", f"{args.minutes:g}"] if args.minutes is not None else ["--steps", str(args.steps or 1000)]
-    budget = f"{args.minutes:g} minutes" if args.minutes is not None else f"{args.steps or 1000} steps"
+    budget = f"{length[1]} {length[0][2:]}"  # "8 minutes" or "1000 steps"
     variants = {}
     for spec in args.variant:
         name, _, options = spec.partition("=")

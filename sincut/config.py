@@ -239,24 +239,21 @@ class TrainConfig:
         if self.colour_init != "none" and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--colour-init {self.colour_init} starts a residual generator from a colour transfer: "
                              "add --residual (with --generator stylegan2), or give --colour-init none")
-        scales = ",".join(map(str, self.patch_swd_scales))
-        if not self.patch_swd_scales or min(self.patch_swd_scales) < 1:
-            raise ValueError(f"--patch-swd-scales must be downscale factors >= 1 like 1,2, got {scales or 'none'}")
-        if self.lambda_patch_swd > 0 and self.crop_size // max(self.patch_swd_scales) < PATCH_SWD_SIZE:
-            raise ValueError(f"--patch-swd-scales {scales}: a {self.crop_size} px crop downscaled "
-                             f"{max(self.patch_swd_scales)}x is smaller than the {PATCH_SWD_SIZE} px patches; "
-                             "give smaller factors or a larger --crop-size")
-        match_scales = ",".join(map(str, self.patch_match_scales))
-        if not self.patch_match_scales or min(self.patch_match_scales) < 1:
-            raise ValueError(f"--patch-match-scales must be downscale factors >= 1 like 1,2,4, got "
-                             f"{match_scales or 'none'}")
-        if self.lambda_patch_match > 0 and self.crop_size // max(self.patch_match_scales) < PATCH_SWD_SIZE:
-            raise ValueError(f"--patch-match-scales {match_scales}: a {self.crop_size} px crop downscaled "
-                             f"{max(self.patch_match_scales)}x is smaller than the {PATCH_SWD_SIZE} px patches; "
-                             "give smaller factors or a larger --crop-size")
+        self._check_patch_scales("patch-swd-scales", self.patch_swd_scales, self.lambda_patch_swd)
+        self._check_patch_scales("patch-match-scales", self.patch_match_scales, self.lambda_patch_match)
         if self.epochs is not None and self.preset not in DATASET_PRESETS:
             raise ValueError(f"--epochs counts passes over two folders (--preset {' or '.join(DATASET_PRESETS)}); "
                              f"the {self.preset} preset trains on two images: pass --steps")
+
+    def _check_patch_scales(self, option: str, scales: tuple[int, ...], weight: float) -> None:
+        """A patch term's downscale factors: at least 1, and (when the term is on) leaving the crop at
+        least one PATCH_SWD_SIZE patch wide."""
+        text = ",".join(map(str, scales))
+        if not scales or min(scales) < 1:
+            raise ValueError(f"--{option} must be downscale factors >= 1 like 1,2, got {text or 'none'}")
+        if weight > 0 and self.crop_size // max(scales) < PATCH_SWD_SIZE:
+            raise ValueError(f"--{option} {text}: a {self.crop_size} px crop downscaled {max(scales)}x is smaller "
+                             f"than the {PATCH_SWD_SIZE} px patches; give smaller factors or a larger --crop-size")
 
     def deepest_encoder_layer(self) -> int:
         """Index of G's deepest encoder layer (nets/: stylegan2 = identity, 1x1 stem, one downsampling
@@ -292,11 +289,20 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         # Runs saved before these options existed keep what they trained with.
         values = {"lr_schedule": "linear", "patch_positions": "stratified", **values}
-        cfg = cls(**{k: v for k, v in values.items() if k in known})
-        cfg.nce_layers = tuple(cfg.nce_layers)
-        cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
-        cfg.patch_match_scales = tuple(cfg.patch_match_scales)
-        return cfg
+        return _with_tuples(cls(**{k: v for k, v in values.items() if k in known}))
+
+
+def is_index_list(f: dataclasses.Field) -> bool:
+    """A field holding a list of small integers (layers, scale factors): `I,J,...` on the command line."""
+    return f.type in ("tuple[int, ...]", tuple[int, ...])
+
+
+def _with_tuples(cfg: TrainConfig) -> TrainConfig:
+    """The config with its index lists as tuples (JSON and keyword callers may give lists)."""
+    for f in dataclasses.fields(cfg):
+        if is_index_list(f):
+            setattr(cfg, f.name, tuple(getattr(cfg, f.name)))
+    return cfg
 
 
 # Presets override the dataclass defaults (which already are the `sincut` recipe).
@@ -334,9 +340,6 @@ def make_config(preset: str = "sincut", **overrides: Any) -> TrainConfig:
     # One way to say how long: the given one replaces the preset's (a preset may size runs by minutes).
     if length:
         overrides = {"steps": None, "epochs": None, "minutes": None, **overrides}
-    cfg = TrainConfig(**{**PRESETS[preset], **overrides, "preset": preset})
-    cfg.nce_layers = tuple(cfg.nce_layers)
-    cfg.patch_swd_scales = tuple(cfg.patch_swd_scales)
-    cfg.patch_match_scales = tuple(cfg.patch_match_scales)
+    cfg = _with_tuples(TrainConfig(**{**PRESETS[preset], **overrides, "preset": preset}))
     cfg.validate()
     return cfg

@@ -102,11 +102,10 @@ def patch_swd_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], generato
     return total / len(scales)
 
 
-def mean_removed_patches(images: Tensor, size: int) -> Tensor:
-    """Every size x size patch of a [B, C, H, W] batch with each channel's patch mean subtracted, one row
-    each: what a patch holds besides its colour (a stroke's edges and grain), not the colour itself."""
-    rows = image_patches(images, size)
-    per_channel = rows.reshape(rows.shape[0], images.shape[1], size * size)
+def without_patch_means(rows: Tensor, channels: int) -> Tensor:
+    """Patch rows (as `image_patches` gives them) with each channel's patch mean subtracted: what a patch
+    holds besides its colour (a stroke's edges and grain), not the colour itself."""
+    per_channel = rows.reshape(rows.shape[0], channels, -1)
     return (per_channel - per_channel.mean(dim=2, keepdim=True)).reshape(rows.shape[0], -1)
 
 
@@ -130,9 +129,10 @@ def patch_match_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], genera
         for scale in scales:
             f_small, r_small = (F.avg_pool2d(x, scale) if scale > 1 else x
                                 for x in (fake.float(), real.detach().float()))
-            fp, rp = mean_removed_patches(f_small, patch_size), mean_removed_patches(r_small, patch_size)
-            picks = [torch.randperm(p.shape[0], generator=generator, device=p.device)[:samples] for p in (fp, rp)]
-            total = total + relaxed_emd(fp[picks[0]], rp[picks[1]])
+            # pick first: only the picked patches need their means removed
+            picked = [p[torch.randperm(p.shape[0], generator=generator, device=p.device)[:samples]]
+                      for p in (image_patches(f_small, patch_size), image_patches(r_small, patch_size))]
+            total = total + relaxed_emd(*(without_patch_means(p, fake.shape[1]) for p in picked))
     return total / len(scales)
 
 

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import click
 
-from ..config import DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, make_config
+from ..config import (DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, is_index_list,
+                      make_config)
 from ..errors import TrainingFailed, TrainingStopped, UserError
 
 
@@ -129,7 +130,7 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         elif f.metadata.get("choices"):
             func = click.option(flag, f.name, type=click.Choice(f.metadata["choices"]), default=None,
                                 help=help_text, **listing)(func)
-        elif f.name in ("nce_layers", "patch_swd_scales", "patch_match_scales"):
+        elif is_index_list(f):
             func = click.option(flag, f.name, default=None, callback=_parse_layers, metavar="I,J,...",
                                 help=help_text, **listing)(func)
         else:
