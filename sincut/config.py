@@ -73,6 +73,10 @@ class TrainConfig:
     zoom_min: float = _opt(1 / 3, "Smallest random zoom of a patch, relative to the native size.", min=0.01, max=1.0,
                            group="advanced")
     zoom_max: float = _opt(1.0, "Largest random zoom of a patch.", min=0.01, max=4.0, group="advanced")
+    coarse_fraction: float = _opt(0.0, "Coarse to fine (two images): the first this fraction of the steps sample "
+                                       "every patch zoomed out 2x (each covers 4x the area: a low-resolution "
+                                       "view, for the palette and layout), the rest at the full zoom range "
+                                       "(the marks); 0 = off.", min=0.0, max=0.9, group="advanced")
     flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.", group="advanced")
     patch_positions: str = _opt("paper", "sincut: paper = each patch one cell of a randomly offset crop-size grid "
                                          "over its zoomed image (the paper's code); stratified = a batch's patches "
@@ -134,8 +138,8 @@ class TrainConfig:
                                      min=0.0, group="advanced")
     patch_match_scales: tuple[int, ...] = _opt((1, 2, 4), "Downscale factors at which --lambda-patch-match "
                                                           "compares patches.", group="advanced")
-    identity_every: int = _opt(1, "The identity terms (PatchNCE on TARGET and the L1 identity) on every K-th step "
-                                  "only, scaled by K (lazy, as --r1-every): G skips its pass on TARGET patches "
+    identity_every: int = _opt(1, "The identity terms (PatchNCE on TARGET and the L1 identity) on every N-th step "
+                                  "only, scaled by N (lazy, as --r1-every): G skips its pass on TARGET patches "
                                   "on the other steps; 1 = every step, as in the paper.", min=1, group="advanced")
     lambda_local_gan: float = _opt(0.0, "Weight of a second, fine-scale discriminator's adversarial loss (sincut "
                                         "networks): beside the patch D, a small critic scores every window of "
@@ -143,6 +147,12 @@ class TrainConfig:
                                         "painting's marks where it has marks and its smooth paint where it is "
                                         "smooth; trained with D (R1 covers both); 0 = off.",
                                    min=0.0, group="advanced")
+    lambda_high_band: float = _opt(0.0, "Weight of a cost on fine texture above the painting's: every 8x8 window's "
+                                        "RMS of the luminance's high band (minus a 2 px Gaussian blur), sorted, "
+                                        "for G's outputs and the batch's TARGET patches; each output quantile "
+                                        "pays what it exceeds the painting's same quantile by (smooth paint "
+                                        "where the painting is smooth, marks allowed where it has them); G "
+                                        "only; 0 = off.", min=0.0, group="advanced")
     lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0,
                      group="paper", brief="Adam learning rate.")
     beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0, group="advanced")

@@ -8,15 +8,18 @@ loop only calls backward and steps the optimisers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import kornia.filters
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import PATCH_SWD_SIZE
 from .nets import Discriminator, Generator, ProjectionHead
+from .nets.stylegan2 import LUMA
 from .training.distributed import unwrap, without_ddp
 
 if TYPE_CHECKING:
@@ -136,6 +139,30 @@ def patch_match_loss(fake: Tensor, real: Tensor, scales: tuple[int, ...], genera
     return total / len(scales)
 
 
+HIGH_BAND_SIGMA = 2.0  # px: the high band is the luminance minus its Gaussian blur of this sigma
+HIGH_BAND_WINDOW = 8  # px: the windows whose texture strength is compared
+
+
+def high_band_strength(images: Tensor, sigma: float = HIGH_BAND_SIGMA, window: int = HIGH_BAND_WINDOW) -> Tensor:
+    """How much fine texture each window holds: the RMS of the luminance's high band (luminance minus its
+    Gaussian blur) over every window x window block of a [B, 3, H, W] batch, as one flat tensor."""
+    luma = (images * images.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    r = math.ceil(3 * sigma)
+    high = luma - kornia.filters.gaussian_blur2d(luma, (2 * r + 1, 2 * r + 1), (sigma, sigma), border_type="reflect")
+    return F.avg_pool2d(high.pow(2), window).add(1e-8).sqrt().flatten()
+
+
+def excess_high_band(fake: Tensor, real: Tensor) -> Tensor:
+    """A one-sided 1-D transport cost between the windows' texture strengths (high_band_strength): sorted,
+    each of the fakes' quantiles pays what it exceeds the reals' same quantile by. A smooth painting then
+    asks for smooth paint in as many windows as it is smooth, and a painting of strokes costs nothing
+    where the output has as much texture or less. Equal batch shapes; float32 outside autocast."""
+    with torch.autocast(fake.device.type, enabled=False):
+        ours = high_band_strength(fake.float()).sort().values
+        theirs = high_band_strength(real.detach().float()).sort().values
+        return F.relu(ours - theirs).mean()
+
+
 @dataclass
 class Forward:
     """What one G pass on [source; target] gives the two losses."""
@@ -171,7 +198,7 @@ class Objective:
                  flip_equivariance: bool = False, generator: torch.Generator | None = None,
                  lambda_patch_swd: float = 0.0, patch_swd_scales: tuple[int, ...] = (1, 2),
                  lambda_patch_match: float = 0.0, patch_match_scales: tuple[int, ...] = (1, 2, 4),
-                 identity_every: int = 1, lambda_local_gan: float = 0.0) -> None:
+                 identity_every: int = 1, lambda_local_gan: float = 0.0, lambda_high_band: float = 0.0) -> None:
         self.G, self.D, self.F = G, D, F_head
         self.G_net: Generator = without_ddp(G)
         self.D_net: Discriminator = without_ddp(D)
@@ -197,6 +224,7 @@ class Objective:
         self.patch_match_scales = tuple(patch_match_scales)
         self.identity_every = identity_every
         self.lambda_local_gan = lambda_local_gan
+        self.lambda_high_band = lambda_high_band
         if lambda_local_gan > 0 and getattr(self.D_net, "local", None) is None:
             raise ValueError("lambda_local_gan needs a discriminator with a local head (local_ndf > 0)")
         # Run G on source and target, G's encoder on fake and identity, and D on fakes and reals as
@@ -219,6 +247,7 @@ class Objective:
             lambda_patch_swd=config.lambda_patch_swd, patch_swd_scales=config.patch_swd_scales,
             lambda_patch_match=config.lambda_patch_match, patch_match_scales=config.patch_match_scales,
             identity_every=config.identity_every, lambda_local_gan=config.lambda_local_gan,
+            lambda_high_band=config.lambda_high_band,
         )
 
     def identity_step(self, step: int) -> bool:
@@ -351,6 +380,10 @@ class Objective:
             real = fwd.target.flip(3) if fwd.flipped else fwd.target  # the fakes' orientation
             parts["SWD"] = patch_swd_loss(fwd.fake, real, self.patch_swd_scales, self.rng) * self.lambda_patch_swd
             loss = loss + parts["SWD"]
+        if self.lambda_high_band > 0:
+            real = fwd.target.flip(3) if fwd.flipped else fwd.target
+            parts["high_band"] = excess_high_band(fwd.fake, real) * self.lambda_high_band
+            loss = loss + parts["high_band"]
         if self.lambda_patch_match > 0:  # as above: draws from the generator only when on
             real = fwd.target.flip(3) if fwd.flipped else fwd.target
             parts["match"] = (patch_match_loss(fwd.fake, real, self.patch_match_scales, self.rng)

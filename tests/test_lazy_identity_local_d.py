@@ -124,3 +124,58 @@ def test_options_are_checked() -> None:
     G, D, F_head = _nets(local=False)
     with pytest.raises(ValueError, match="local head"):
         _objective(G, D, F_head, lambda_local_gan=1.0)
+
+
+def test_coarse_stage_zooms_patches_out_and_ends_at_its_fraction(tmp_path) -> None:
+    from sincut.data.patches import PatchSampler
+    from sincut.training.trainer import Trainer, make_data
+    from PIL import Image
+    import numpy as np
+    # A vertical ramp: a patch's value range is the share of the image height it covers.
+    ramp = np.repeat(np.linspace(0, 255, 256)[:, None], 256, axis=1).astype(np.uint8)
+    image = torch.from_numpy(ramp).float().div(127.5).sub(1).expand(1, 3, 256, 256).contiguous()
+    sampler = PatchSampler(image, 32, zoom=(0.5, 0.5), flip=False, positions="stratified", coarsest=0.25)
+    fine = sampler.sample(4, torch.Generator().manual_seed(0))
+    coarse = sampler.sample(4, torch.Generator().manual_seed(0), zoom_scale=0.5)
+    span = lambda p: (p[:, 0, -1, :] - p[:, 0, 0, :]).mean().item()  # noqa: E731
+    # 32 px at zoom 0.5 cover 64 of 256 rows (a quarter of the ramp's 2.0 range: ~0.49 after the pixel
+    # centres); at 0.25 they cover 128 rows: twice that.
+    assert span(fine) == pytest.approx(2.0 * 62 / 255, rel=0.03)
+    assert span(coarse) == pytest.approx(2.0 * 124 / 255, rel=0.03)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.stack([ramp] * 3, axis=2)).save(tmp_path / name)
+    config = make_config("quick", steps=10, coarse_fraction=0.3)
+    trainer = Trainer.build(config, make_data(config, tmp_path / "a.png", tmp_path / "b.png", torch.device("cpu")),
+                            torch.device("cpu"))
+    assert [trainer.in_coarse_stage(s) for s in (0, 2, 3, 9)] == [True, True, False, False]
+
+
+def test_high_band_strength_is_the_rms_of_the_luminance_minus_its_blur() -> None:
+    from sincut.objective import high_band_strength
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert high_band_strength(flat).abs().max().item() < 1e-3  # nothing finer than the blur (up to eps)
+    # A checkerboard of +-a in luminance: its 2 px blur is ~0 inside, so the high band is ~ +-a, RMS ~ a.
+    a = 0.4
+    board = (torch.arange(16).view(-1, 1) + torch.arange(16).view(1, -1)) % 2 * 2 - 1
+    image = (board.float() * a).expand(1, 3, 16, 16)
+    strength = high_band_strength(image).view(2, 2)
+    assert strength.min().item() == pytest.approx(a, rel=0.05)
+
+
+def test_excess_high_band_charges_only_texture_beyond_the_paintings() -> None:
+    from sincut.objective import excess_high_band
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.zeros(2, 3, 16, 16)
+    noisy = torch.rand(2, 3, 16, 16, generator=g) * 2 - 1
+    assert excess_high_band(smooth, noisy).item() == 0.0  # less texture than the painting: free
+    assert excess_high_band(noisy, smooth).item() > 0.1
+    # by hand: sorted window strengths, mean of the positive differences
+    from sincut.objective import high_band_strength
+    half = noisy * 0.5
+    mine, theirs = high_band_strength(noisy).sort().values, high_band_strength(half).sort().values
+    assert excess_high_band(noisy, half).item() == pytest.approx((mine - theirs).clamp(min=0).mean().item(), rel=1e-6)
+    objective = _objective(*_nets(), lambda_high_band=2.0, lambda_gan=0.0, lambda_nce=0.0, nce_identity=False,
+                           lambda_identity=0.0, r1_gamma=0.0)
+    src, tgt = _batch(9)
+    loss, parts = objective.generator_loss(objective.forward(src, tgt))
+    assert set(parts) == {"high_band"} and torch.equal(loss, parts["high_band"])

@@ -47,7 +47,7 @@ class PatchSampler:
     POSITIONS = ("paper", "stratified")
 
     def __init__(self, image: Tensor, crop_size: int = 64, zoom: tuple[float, float] = (1 / 3, 1.0),
-                 flip: bool = True, positions: str = "paper") -> None:
+                 flip: bool = True, positions: str = "paper", coarsest: float | None = None) -> None:
         if image.dim() != 4 or image.shape[:2] != (1, 3):
             raise ValueError(f"expected a [1, 3, H, W] image, got {tuple(image.shape)}")
         if not 0 < zoom[0] <= zoom[1]:
@@ -59,7 +59,9 @@ class PatchSampler:
         self.zoom = zoom
         self.flip = flip
         self.height, self.width = image.shape[2], image.shape[3]
-        n_levels = 1 + max(0, math.floor(LEVELS_PER_OCTAVE * math.log2(1.0 / zoom[0]) + 1e-6))
+        # `coarsest`: the smallest zoom any call will ask for (sample's zoom_scale), if below zoom[0]
+        smallest = min(zoom[0], coarsest) if coarsest else zoom[0]
+        n_levels = 1 + max(0, math.floor(LEVELS_PER_OCTAVE * math.log2(1.0 / smallest) + 1e-6))
         self.scales = [2.0 ** (-i / LEVELS_PER_OCTAVE) for i in range(n_levels)]
         float_bytes = image.numel() * 4 * sum(self.scales) ** 2
         self.storage = torch.float32 if float_bytes <= PYRAMID_FLOAT_BUDGET else torch.uint8
@@ -139,13 +141,13 @@ class PatchSampler:
         i = torch.floor(LEVELS_PER_OCTAVE * torch.log2(1.0 / z.clamp(max=1.0)) + 1e-6).long()
         return i.clamp(0, len(self.scales) - 1)
 
-    def _grid_cells(self, n: int, generator: torch.Generator | None, dev: torch.device
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _grid_cells(self, n: int, generator: torch.Generator | None, dev: torch.device,
+                    zoom: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The paper's positions: zoomed size max(crop, round(side x zoom)) in whole pixels; a grid of
         floor(side / crop) cells starting at a random offset in [0, side mod crop]; one random cell.
         Returned as the native-pixel left/top corner and size of each patch's region."""
         c = self.crop_size
-        lo, hi = self.zoom
+        lo, hi = zoom
         u = torch.rand(n, 6, generator=generator, device=dev)
         native = torch.tensor([self.width, self.height], device=dev, dtype=u.dtype)
         zoomed = torch.round(native * (lo + (hi - lo) * u[:, :2])).clamp(min=c)  # [n, (w, h)]
@@ -158,11 +160,11 @@ class PatchSampler:
         region = c * scale
         return corner[:, 0] * scale[:, 0], corner[:, 1] * scale[:, 1], region[:, 0], region[:, 1]
 
-    def _stratified(self, n: int, generator: torch.Generator | None, dev: torch.device
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _stratified(self, n: int, generator: torch.Generator | None, dev: torch.device,
+                    zoom: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A g x g grid of cells over the free range, one jittered cell per patch."""
         c = self.crop_size
-        lo, hi = self.zoom
+        lo, hi = zoom
         u = torch.rand(n, 4, generator=generator, device=dev)
         zx = (lo + (hi - lo) * u[:, 0]).clamp(min=c / self.width)
         zy = (lo + (hi - lo) * u[:, 1]).clamp(min=c / self.height)
@@ -175,14 +177,18 @@ class PatchSampler:
         y0 = fy * (self.height - region_h).clamp(min=0)
         return x0, y0, region_w, region_h
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
-        """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device."""
+    def sample(self, batch_size: int, generator: torch.Generator | None = None,
+               zoom_scale: float = 1.0) -> Tensor:
+        """[batch_size, 3, crop, crop] patches in the image's value range, on the image's device.
+        `zoom_scale` < 1 zooms every patch out by that factor (coarser views; the pyramid must reach them:
+        see `coarsest`)."""
         dev = self.levels[(0, 0)].device
         c = self.crop_size
+        zoom = (self.zoom[0] * zoom_scale, self.zoom[1] * zoom_scale)
         if self.positions == "paper":
-            x0, y0, region_w, region_h = self._grid_cells(batch_size, generator, dev)
+            x0, y0, region_w, region_h = self._grid_cells(batch_size, generator, dev, zoom)
         else:
-            x0, y0, region_w, region_h = self._stratified(batch_size, generator, dev)
+            x0, y0, region_w, region_h = self._stratified(batch_size, generator, dev, zoom)
         ix, iy = self._level_index(c / region_w), self._level_index(c / region_h)
         out = torch.empty(batch_size, 3, c, c, device=dev, dtype=torch.float32)
         for key in torch.unique(torch.stack([iy, ix], 1), dim=0).tolist():
@@ -242,14 +248,19 @@ class SingleImagePair:
     uint8 (see `load_image_compact`): a large photo is then held at one byte per value."""
 
     def __init__(self, source: Tensor, target: Tensor, *, crop_size: int, zoom: tuple[float, float],
-                 flip: bool, batch_size: int, positions: str = "paper") -> None:
+                 flip: bool, batch_size: int, positions: str = "paper", coarse_zoom: float = 1.0) -> None:
         self.source, self.target = source, target
-        self.source_patches = PatchSampler(source, crop_size, zoom, flip, positions)
-        self.target_patches = PatchSampler(target, crop_size, zoom, flip, positions)
+        coarsest = zoom[0] * coarse_zoom if coarse_zoom < 1 else None
+        self.source_patches = PatchSampler(source, crop_size, zoom, flip, positions, coarsest)
+        self.target_patches = PatchSampler(target, crop_size, zoom, flip, positions, coarsest)
         self.batch_size = batch_size
+        self.coarse_zoom = coarse_zoom  # the zoom scale of the coarse stage (coarse-to-fine)
 
-    def sample(self, step: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
-        return (self.source_patches.sample(self.batch_size, rng), self.target_patches.sample(self.batch_size, rng))
+    def sample(self, step: int, rng: torch.Generator, coarse: bool = False) -> tuple[Tensor, Tensor]:
+        """A batch from each image; `coarse`: zoomed out by coarse_zoom (the coarse stage)."""
+        scale = self.coarse_zoom if coarse else 1.0
+        return (self.source_patches.sample(self.batch_size, rng, scale),
+                self.target_patches.sample(self.batch_size, rng, scale))
 
     def preview_images(self) -> tuple[Tensor, Tensor]:
         """SOURCE and TARGET as float32 in [-1, 1] (a copy for uint8 images: drop it when done)."""

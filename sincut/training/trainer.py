@@ -40,6 +40,8 @@ from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor,
 # training on a 6000x4000 photo under 3 GiB; the default generator (1138 bytes per pixel measured) gets its largest
 # tiles from it (742 px). `sincut translate --max-memory 600MiB` gives the same pixels.
 RESULT_MEMORY = 600 * 2**20
+# --coarse-fraction: the coarse stage zooms every patch out by this factor (each covers 4x the area)
+COARSE_ZOOM = 0.5
 # --colour-init fits its map on SOURCE and TARGET downscaled to at most this many pixels.
 COLOUR_FIT_PIXELS = 1024 * 1024
 _OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
@@ -152,8 +154,16 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
 
+    def in_coarse_stage(self, step: int) -> bool:
+        """--coarse-fraction: whether `step` belongs to the coarse stage (the first fraction of the steps)."""
+        c = self.config
+        return c.coarse_fraction > 0 and c.steps is not None and step < c.coarse_fraction * c.steps
+
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        src, tgt = self.data.sample(step, self.rng)
+        if self.in_coarse_stage(step):
+            src, tgt = self.data.sample(step, self.rng, coarse=True)
+        else:
+            src, tgt = self.data.sample(step, self.rng)
         layout = memory_format(unwrap(self.G), src.device)  # G's layout: a conv's output follows its input
         return src.contiguous(memory_format=layout), tgt.contiguous(memory_format=layout)
 
@@ -271,13 +281,18 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
     """Two image files: the single-image patch sampler. Two folders: the unpaired folder stream."""
     progress = progress or SilentProgress()
     if config.preset in DATASET_PRESETS or Path(source).is_dir():
+        if config.coarse_fraction > 0:
+            raise UserError(f"--coarse-fraction {config.coarse_fraction} zooms the patches of two images; "
+                            "folders train on whole crops: give --coarse-fraction 0")
         return FolderPairs(source, target, load_size=config.load_size, crop_size=config.crop_size,
                            batch_size=config.batch_size, flip=config.flip, seed=config.seed, device=device,
                            rank=world.rank, world_size=world.size, on_bad_file=progress.note)
     images = {source: load_image_compact(source), target: load_image_compact(target)}
     _warn_if_smaller_than_crop(progress, config, images)
     src, tgt = (im.to(device) for im in images.values())
+    coarse_zoom = COARSE_ZOOM if config.coarse_fraction > 0 else 1.0
     return SingleImagePair(src, tgt, crop_size=config.crop_size, zoom=(config.zoom_min, config.zoom_max),
+                           coarse_zoom=coarse_zoom,
                            flip=config.flip, batch_size=config.batch_size, positions=config.patch_positions)
 
 
