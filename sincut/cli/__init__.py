@@ -256,7 +256,7 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
 @click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
               help="File to write, e.g. generator.pt (TorchScript) or generator.onnx.")
 @click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]), default="torchscript",
-              show_default=True, help="onnx needs the onnx package; its H and W must be even.")
+              show_default=True, help="onnx needs the onnx package; both take any H and W.")
 def export(model: Path, out: Path, fmt: str) -> None:
     """Write MODEL's generator as a standalone model that needs only torch to run.
 

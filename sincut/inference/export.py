@@ -1,9 +1,10 @@
 """Export a trained generator as a standalone TorchScript (or ONNX) model that needs only torch.
 
 The exported model maps a float32 [N, 3, H, W] tensor in [-1, 1] to the translation, same shape,
-unclamped (clamp to [-1, 1] before making an image), for any H and W: it pads to the network's stride
-and crops back like `sincut translate`. It leaves out the per-pixel noise (the noise term is zero, its
-mean), so it is deterministic; `sincut translate --no-noise` gives the same result.
+unclamped (clamp to [-1, 1] before making an image), for any H and W, in TorchScript and ONNX alike:
+inside the graph it mirrors the model's border, pads to the network's stride and crops back, with the
+code `sincut translate` pads with (border.py). It leaves out the per-pixel noise (the noise term is zero,
+its mean), so it is deterministic; `sincut translate --no-noise` gives the same result.
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import __version__
 from ..data.images import atomic_write
 from ..errors import UserError
 from ..nets import Generator
-from .border import add_border, pad_to_stride
+from .border import pad_for_generator
 from .model import load_generator
 
 
 class NoiseFreeGenerator(nn.Module):
-    """G with its noise maps set to zero; input sides must divide by G's stride (traced as is)."""
+    """G with its noise maps set to zero; input sides must divide by G's stride."""
 
     def __init__(self, G: Generator) -> None:
         super().__init__()
@@ -42,37 +42,25 @@ class NoiseFreeGenerator(nn.Module):
         return out
 
 
-class PadToStride(nn.Module):
-    """Mirrors the model's border around the image and pads H, W to the stride with border.py's own
-    functions (the ones `sincut translate` uses), then crops back: scripted, so the padding follows each
-    input's size instead of the example the core was traced with."""
+class PaddedGenerator(nn.Module):
+    """What both exports trace: each input mirrored and padded to G's stride inside the graph by border.py
+    (the code `sincut translate` pads with, its sizes traced from the input), G without noise, and the
+    result cropped back to the input's size, so the graph takes any height and width."""
 
-    def __init__(self, core: nn.Module, stride: int, border: int = 0) -> None:
+    def __init__(self, G: Generator, border: int = 0) -> None:
         super().__init__()
-        self.core = core
-        self.stride = stride
-        self.border = border
+        self.core = NoiseFreeGenerator(G)
+        self.stride, self.border = G.stride, border
 
     def forward(self, x: Tensor) -> Tensor:
         h, w, b = x.shape[2], x.shape[3], self.border
-        return self.core(pad_to_stride(add_border(x, b), self.stride))[:, :, b:b + h, b:b + w]
-
-
-class Bordered(nn.Module):
-    """The ONNX graph's border: mirror `border` pixels on each side, run the core, crop them off (traced
-    with dynamic H and W, so H and W must exceed the border)."""
-
-    def __init__(self, core: nn.Module, border: int) -> None:
-        super().__init__()
-        self.core, self.border = core, border
-
-    def forward(self, x: Tensor) -> Tensor:
-        b = self.border
-        return self.core(F.pad(x, [b, b, b, b], mode="reflect"))[:, :, b:-b, b:-b]
+        return self.core(pad_for_generator(x, b, self.stride))[:, :, b:b + h, b:b + w]
 
 
 def _example(G: Generator) -> Tensor:
-    side = max(16, getattr(G, "guide_radius", 0) + 1) * G.stride  # wider than a guided filter's reach
+    """The tracing input: wider than the reach of a guided filter or fine detail, whose radius is clamped
+    for tiny images by a size check that a trace keeps as a constant."""
+    side = max(16, getattr(G, "extra_context", 0) + 1) * G.stride
     return torch.zeros(1, 3, side, side)
 
 
@@ -85,8 +73,7 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
         warnings.simplefilter("ignore", DeprecationWarning)
         # the guided filter's size checks (--guide-radius) are traced as constants: channels fixed, sizes free
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        core = torch.jit.trace(NoiseFreeGenerator(G), _example(G), check_trace=False)
-        scripted = torch.jit.script(PadToStride(core, G.stride, config.border))
+        traced = torch.jit.trace(PaddedGenerator(G, config.border), _example(G), check_trace=False)
     about = {"sincut_version": __version__, "step": step, "ngf": config.ngf, "input": "float32 NCHW in [-1, 1]",
              "output": "same shape, unclamped", "noise": "off (sincut translate --no-noise)", "border": config.border}
 
@@ -94,23 +81,21 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
         buffer = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.save(scripted, buffer, _extra_files={"sincut.json": json.dumps(about)})
+            torch.jit.save(traced, buffer, _extra_files={"sincut.json": json.dumps(about)})
         f.write(buffer.getvalue())
 
     return atomic_write(out, write)
 
 
 def onnx_bytes(G: Generator, border: int = 0) -> bytes:
-    """G (noise-free, with the mirrored border when > 0) as an ONNX graph with dynamic N, H, W. Exports a
-    copy: G itself keeps its device and memory format."""
+    """G (noise-free, padded and cropped inside the graph: PaddedGenerator) as an ONNX graph with dynamic
+    N, H, W. Exports a copy: G itself keeps its device and memory format."""
     G = copy.deepcopy(G).cpu().to(memory_format=torch.contiguous_format)
-    graph = NoiseFreeGenerator(G) if border == 0 else Bordered(NoiseFreeGenerator(G), border)
-    example = _example(G) if border == 0 else torch.zeros(1, 3, 2 * border + 32, 2 * border + 32)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the exporter's notes on constant folding
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # as in export_torchscript
-        torch.onnx.export(graph, (example,), buffer, dynamo=False, input_names=["image"],
+        torch.onnx.export(PaddedGenerator(G, border), (_example(G),), buffer, dynamo=False, input_names=["image"],
                           output_names=["translated"],
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                         "translated": {0: "batch", 2: "height", 3: "width"}})
@@ -118,8 +103,7 @@ def onnx_bytes(G: Generator, border: int = 0) -> bytes:
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write an ONNX generator with dynamic N, H, W; H and W must divide by the stride (2): pad first.
-    A model with a border (TrainConfig.border) mirrors it inside the graph: H and W must then exceed it."""
+    """Write an ONNX generator with dynamic N, H, W (any sizes: it pads and crops like the TorchScript one)."""
     if importlib.util.find_spec("onnx") is None:
         raise UserError("--format onnx needs the onnx package, which is not installed: `pip install onnx`, "
                         "or export TorchScript (the default)")

@@ -13,9 +13,11 @@ from .export import onnx_bytes
 
 
 class OnnxRuntimeGenerator:
-    """G run by onnxruntime on the CPU (`sincut translate --engine onnxruntime`): the same noise-free
-    function as `G(x, noise=zeros)` for inputs whose sides divide by the stride; [B, 3, h, w] float32
-    in, float32 out. benchmarks/translate.py times it against torch."""
+    """G run by onnxruntime on the CPU (`sincut translate --engine onnxruntime`): `sincut export --format
+    onnx`'s graph without a border (Translator adds the border to the whole image before tiling), so
+    `G(x, noise=zeros)` for inputs whose sides divide by the stride, and for others the same padding and
+    crop as torch's Translator; [B, 3, h, w] float32 in, float32 out. benchmarks/translate.py times it
+    against torch."""
 
     def __init__(self, G: Generator, threads: int) -> None:
         missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]

@@ -20,7 +20,7 @@ from torch import Tensor
 from ..data.images import rgb_to_tensor, to_uint8_
 from ..errors import UserError
 from ..nets import Generator
-from .border import add_border, add_border_rgb, pad_to_stride
+from .border import add_border_rgb, pad_for_generator, pad_to_stride
 from .budget import (ONNX_COST_FACTOR, PassCost, batch_for_budget, budget_error, default_budget, measure_cost,
                      tile_for_cost)
 from .device import cpu_has_bf16_kernels
@@ -41,7 +41,7 @@ def translate_tensor(G: Generator, image: Tensor, seed: int = 0, border: int = 0
     The per-pixel noise of G's upsampling layer is drawn from `seed`, so a translation repeats exactly.
     """
     h, w = image.shape[2:]
-    x = pad_to_stride(add_border(image, border), G.stride)
+    x = pad_for_generator(image, border, G.stride)
     noise = seeded_noise(G, x.shape[2], x.shape[3], seed, image.device)
     # channels_last is markedly faster for these convolutions on CPUs (oneDNN) and with cuDNN.
     out, _ = G(x.contiguous(memory_format=torch.channels_last), noise=noise)
@@ -139,7 +139,7 @@ class Translator:
         Each image gets the noise it would get alone, so batching never changes a result's noise.
         """
         h, w, b = images[0].shape[0], images[0].shape[1], self.border
-        x = pad_to_stride(add_border(torch.cat([rgb_to_tensor(rgb) for rgb in images]), b), self.G.stride)
+        x = pad_for_generator(torch.cat([rgb_to_tensor(rgb) for rgb in images]), b, self.G.stride)
         maps = [self._noise(x.shape[2], x.shape[3]) for _ in images]
         noise = [torch.cat(level) for level in zip(*maps)]
         out = self._run(x, noise)[:, :, b:b + h, b:b + w]
