@@ -27,7 +27,8 @@ from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
 from ..inference.tiles import DEFAULT_TILE
 from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
-from .distributed import init_from_env, shutdown, unwrap
+from ..nets.wrappers import unwrap
+from .distributed import init_from_env, shutdown
 from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
 from .minutes import MinutesSizer
 from .schedule import UNSIZED_STEPS, with_concrete_steps

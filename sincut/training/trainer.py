@@ -28,7 +28,8 @@ from ..nets import ProjectionHead, build_discriminator, build_generator, memory_
 from ..progress import SilentProgress, TrainingProgress
 from ..inference.translator import Translator, translate_tensor
 from ..inference.device import cpu_has_bf16_kernels, resolve_precision
-from .distributed import World, unwrap, wrap
+from ..nets.wrappers import unwrap
+from .distributed import World, wrap
 from .run_dir import capture_rng, restore_rng
 from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor, update_average
 
