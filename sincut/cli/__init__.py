@@ -54,6 +54,7 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     from rich.console import Console
 
     from ..progress import RichProgress, summary_table
+    from ..run_folder import REPORT_HTML, best_checkpoint
     from ..training.loop import resume, train
     from ..inference.device import pick_device
 
@@ -70,9 +71,9 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     console.print(summary_table([
         ("translated source", str(result.result_image)),
         ("preview", str(result.preview_image)),
-        ("report", str(out / "report.html")),
+        ("report", str(out / REPORT_HTML)),
         ("checkpoint", str(result.checkpoint)),
-        ("best checkpoint", str(best) if (best := out / "checkpoints" / "best.pt").is_file()
+        ("best checkpoint", str(best) if (best := best_checkpoint(out)) is not None
          else "none yet (no evaluation met --select-min-ssim); translate uses the latest"),
         ("steps this session", f"{result.steps:,}"),
         ("time", f"{int(minutes)} min {seconds:.0f} s"),
@@ -413,6 +414,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     GPU: the paper's recipe, its schedule sized to 5 minutes.
     """
     from ..inference.device import pick_device
+    from ..run_folder import CONFIG_FILE
 
     samples = _samples_dir()
     dev = pick_device(device)
@@ -425,7 +427,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     click.echo(f"The demo trains the {preset} recipe for {length} on the {dev.type}. A longer run of your own: "
                f"sincut train {samples / SAMPLE_SOURCE} {samples / SAMPLE_TARGET} --out runs/mine "
                f"--preset {preset} --minutes 30", err=True)
-    if overwrite and out.is_dir() and (out / "config.json").exists():
+    if overwrite and out.is_dir() and (out / CONFIG_FILE).exists():
         shutil.rmtree(out)
     extra = {} if steps is None else {"preview_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 2)}
     config = build_config(preset, {"steps": steps, "minutes": minutes, **extra})

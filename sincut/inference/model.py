@@ -9,7 +9,7 @@ import torch
 from ..config import TrainConfig
 from ..errors import UserError
 from ..nets import Generator, build_generator
-from ..training.checkpoint import load_checkpoint, resolve_checkpoint
+from ..run_folder import load_checkpoint, resolve_checkpoint
 from ..training.official import is_official, load_official_generator
 
 

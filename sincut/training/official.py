@@ -26,7 +26,7 @@ from ..config import PRESETS, TrainConfig, make_config
 from ..errors import UserError
 from ..nets import build_generator
 from ..nets.stylegan2 import discriminator_widths, generator_widths
-from .checkpoint import load_weights_file
+from ..run_folder import load_weights_file
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
