@@ -289,8 +289,8 @@ def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: t
     with our loop. Its recipe comes from `train_opt.txt` (else from the weights and `preset`); the step
     is `epoch` (default: the file's epoch number, 0 for `latest`) x steps per epoch. Adam's moments are
     not in the paper's checkpoints: the optimisers start fresh."""
-    from .official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
-                           with_widths_of)
+    from ..official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
+                            with_widths_of)
 
     ckpt = find_official(folder)
     prefix = ckpt.G.name[: -len("_net_G.pth")]
