@@ -119,15 +119,16 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
 @config_options(resuming=True)
 @click.option("--restart-lr", is_flag=True,
               help="With a new --steps: follow the new schedule even where its lr is higher than the run's now "
-                   "(default: the lr never rises; it holds until the new schedule falls below it).")
+                   "(default: the lr never rises; it holds until the new schedule falls below it).",
+              cls=ListedOption, brief="Let a new --steps schedule raise the lr.")
 def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overrides: Any) -> None:
     """Continue RUN from its newest checkpoint, with its saved recipe.
 
     --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
     back up unless --restart-lr); the bookkeeping options and how the run executes (--precision,
-    --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. A run
-    killed before its first checkpoint restarts from step 0. On the CPU a resumed run ends with the same
-    weights, bit for bit, as one that never stopped.
+    --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. An option
+    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0. On the
+    CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
     """
     _run_training(None, None, None, run, device, {**overrides, "preset": preset, "restart_lr": restart_lr})
 
