@@ -29,7 +29,7 @@ from .config import PRESETS, TrainConfig, make_config
 from .errors import UserError
 from .nets import build_generator
 from .nets.stylegan2 import discriminator_widths, generator_widths
-from .run_folder import load_weights_file
+from .run_folder import checkpoint_dir, load_weights_file
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
@@ -162,7 +162,7 @@ def is_official(path: str | Path) -> bool:
     p = Path(path)
     if p.is_file():
         return p.name.endswith(G_SUFFIX)
-    return p.is_dir() and not (p / "checkpoints").is_dir() and any(p.glob("*" + G_SUFFIX))
+    return p.is_dir() and not checkpoint_dir(p).is_dir() and any(p.glob("*" + G_SUFFIX))  # not one of our runs
 
 
 def _epoch_of(path: Path) -> int | None:
