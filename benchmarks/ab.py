@@ -10,27 +10,26 @@ alike, and the medians are compared. Prints both medians and B's speed-up; the f
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import torch
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
-from run import inputs_for, sync  # noqa: E402
-from sincut.config import make_config  # noqa: E402
-from sincut.training.trainer import Trainer, make_data  # noqa: E402
-from sincut.training.schedule import with_concrete_steps  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.harness.args import parser  # noqa: E402
+from benchmarks.harness.pairs import inputs_for  # noqa: E402
+from benchmarks.harness.steps import build_trainer, training_config  # noqa: E402
+from benchmarks.harness.timing import time_calls  # noqa: E402
 from sincut.inference.device import pick_device  # noqa: E402
+from sincut.training.trainer import Trainer  # noqa: E402
 
 
-def with_layout(layout: torch.memory_format):
+def with_layout(layout: torch.memory_format) -> Callable[[Trainer], Trainer]:
     """A variant: the same trainer with its nets and inputs in `layout`."""
     def convert(trainer: Trainer) -> Trainer:
         for net in (trainer.G, trainer.D, trainer.F):
@@ -41,7 +40,7 @@ def with_layout(layout: torch.memory_format):
     return convert
 
 
-def with_passes(separate: bool):
+def with_passes(separate: bool) -> Callable[[Trainer], Trainer]:
     """A variant: G, its encoder and D run over source and target (fakes and reals) in separate passes
     or in one batch (sincut.objective.Objective.separate_passes), whatever the default."""
     def convert(trainer: Trainer) -> Trainer:
@@ -55,33 +54,25 @@ VARIANTS = {"contiguous": with_layout(torch.contiguous_format), "channels_last":
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variant", choices=sorted(VARIANTS))
-    parser.add_argument("--preset", default="cut")
-    parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--crop", type=int, default=None, help="smaller crops for a quicker look (default: preset's)")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("variant", choices=sorted(VARIANTS))
+    ap.add_argument("--preset", default="cut")
+    ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--crop", type=int, default=None, help="smaller crops for a quicker look (default: preset's)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
     device = pick_device(args.device)
-    overrides = {"crop_size": args.crop} if args.crop else {}
-    config = make_config(args.preset, **overrides)
-    if config.steps is None and config.epochs is None:  # a preset sized by --minutes (quick): any schedule
-        config = make_config(args.preset, steps=1000, **overrides)
+    config = training_config(args.preset, "auto", **({"crop_size": args.crop} if args.crop else {}))
     with tempfile.TemporaryDirectory() as scratch:
         source, target = inputs_for(args.preset, Path(scratch))
-        trainers = []
-        for make in (lambda t: t, VARIANTS[args.variant]):
-            data = make_data(config, source, target, device)
-            trainers.append(make(Trainer.build(with_concrete_steps(config, data), data, device)))
+        trainers = [make(build_trainer(config, source, target, device))
+                    for make in (lambda trainer: trainer, VARIANTS[args.variant])]
         times: list[list[float]] = [[], []]
-        for i in range(args.pairs + 1):
+        for i in range(args.pairs + 1):  # A, B, A, B, ...: a load that changes slows both alike
             for side, trainer in enumerate(trainers):
-                sync(device)
-                t = time.perf_counter()
-                trainer.step(i)
-                sync(device)
-                if i > 0:
-                    times[side].append(time.perf_counter() - t)
+                seconds = time_calls(lambda _: trainer.step(i), repeats=1, warmup=0, device=device).median
+                if i > 0:  # the first pair warms up
+                    times[side].append(seconds)
             if i > 0:
                 print(f"pair {i}: A {times[0][-1]:.3f} s  B {times[1][-1]:.3f} s", flush=True)
     a, b = statistics.median(times[0]), statistics.median(times[1])

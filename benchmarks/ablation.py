@@ -26,39 +26,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
-import subprocess
+import statistics
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
-from quality import PAIRS, baselines, best_transfer_sifid, select_pairs  # noqa: E402
-from sincut.evaluation.inception import load_inception  # noqa: E402
+from benchmarks.harness.args import parse_seeds, parser  # noqa: E402
+from benchmarks.harness.baselines import best_transfer_sifid, score_baselines  # noqa: E402
+from benchmarks.harness.machine import describe  # noqa: E402
+from benchmarks.harness.pairs import PAIRS, select_pairs  # noqa: E402
+from benchmarks.harness.paths import RESULTS  # noqa: E402
+from benchmarks.harness.report import markdown_table, save_result, write_json  # noqa: E402
+from benchmarks.harness.training_runs import (  # noqa: E402
+    final_figures, median_seconds_per_step, recorded, run_steps, train_command, train_once)
 from sincut.config import PRESETS  # noqa: E402
-from sincut.training.run_dir import read_jsonl  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's model name and its bf16-relevant flags, from /proc/cpuinfo (platform.processor() is
-    empty on Linux)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
-    return f"{name} ({', '.join(f for f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16') if f in flags)})"
-
-
-def torch_version() -> str:
-    import torch
-    return torch.__version__
+from sincut.evaluation.inception import load_inception  # noqa: E402
 
 
 def train(run: Path, source: Path, target: Path, preset: str, length: list[str], seed: int, options: list[str],
@@ -66,36 +53,43 @@ def train(run: Path, source: Path, target: Path, preset: str, length: list[str],
     """One `sincut train` in a fresh process (`length` = ["--steps", N] or ["--minutes", M]); its final
     evaluation, steps and wall seconds. With `reuse`, a finished run of the same command and the same
     preset values in `run` is read instead of trained again."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), "--preset", preset,
-           *length, "--seed", str(seed), "--out", str(run), "--device", device,
-           "--select-by", "sifid", *options]
+    cmd = train_command(source, target, run, ["--preset", preset, *length, "--seed", str(seed),
+                                              "--select-by", "sifid", *options], device)
     record = run / "ablation_run.json"
-    recipe = json.loads(json.dumps(PRESETS[preset]))  # a run is reused only if the preset still means the same
-    if reuse and record.is_file():
-        saved = json.loads(record.read_text())
-        if saved["command"] == cmd[1:] and saved.get("preset_values") == recipe:
-            return saved["result"]
+    request = {"command": cmd[1:],  # a run is reused only if the preset still means the same
+               "preset_values": json.loads(json.dumps(PRESETS[preset]))}
+    saved = recorded(record, request) if reuse else None
+    if saved is not None:
+        return saved["result"]
     if run.exists():
         shutil.rmtree(run)
-    t0 = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    if done.returncode:
-        raise SystemExit(f"{run.name}: sincut train failed:\n{done.stderr[-2000:]}")
-    steps = json.loads((run / "config.json").read_text())["steps"]  # what --minutes sized the run to
-    final = [r for r in read_jsonl(run / "metrics.jsonl") if r["step"] == steps][-1]
-    log = read_jsonl(run / "log.jsonl")
-    per_step = sorted(r["seconds_per_step"] for r in log)[len(log) // 2]
-    result = {"wall_seconds": round(wall, 1), "steps": steps, "seconds_per_step": per_step,
-              **{k: final[k] for k in ("sifid", "ssim", "edge_correlation", "style_distance", "texture_distance")
-                 if k in final}}
-    record.write_text(json.dumps({"command": cmd[1:], "preset_values": recipe, "result": result}))
+    wall = train_once(cmd, threads, hint=f" ({run.name})")
+    result = {"wall_seconds": round(wall, 1), "steps": run_steps(run),
+              "seconds_per_step": median_seconds_per_step(run), **final_figures(run)}
+    write_json(record, {**request, "result": result})
     return result
 
 
+def print_table(args: argparse.Namespace, variants: dict[str, list[str]], pairs: list[str], results: list[dict],
+                budget: str) -> None:
+    """Per variant and pair: SIFID over the better transfer's, texture, SSIM, edges (steps), each seed."""
+    print(f"\n{args.preset}, {budget}, seeds {args.seeds}: per pair SIFID / best colour transfer's, texture "
+          "distance, SSIM, edge correlation (steps)\n")
+    rows = []
+    for variant, options in variants.items():
+        cells, speeds = [], []
+        for pair in pairs:
+            mine = [r for r in results if r["variant"] == variant and r["pair"] == pair]
+            speeds += [r["seconds_per_step"] for r in mine]
+            cells.append(" ; ".join(f"{r['sifid_over_best_transfer']:.2f} / {r['texture_distance']:.3f} / "
+                                    f"{r['ssim']:.2f} / {r['edge_correlation']:.2f} ({r['steps']:,})" for r in mine))
+        shown = " ".join(options) or "(preset)"
+        rows.append([variant, f"`{shown}`", *cells, f"{statistics.median_high(speeds):.2f}"])
+    print(markdown_table(["variant", "options", *pairs, "s/step"], rows))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--variant", action="append", required=True, metavar='NAME="OPTIONS"',
                     help="a name and the `sincut train` options that make it (empty for the preset itself)")
     ap.add_argument("--preset", default="quick")
@@ -108,7 +102,7 @@ def main() -> None:
                     help=f"comma-separated, from {', '.join(PAIRS)}")
     ap.add_argument("--device", default="cpu", help="where each run trains (cpu, cuda)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, each with 2 // jobs threads (at least 1)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ablation")
+    ap.add_argument("--out", type=Path, default=RESULTS / "ablation")
     ap.add_argument("--json", type=Path, default=None, help="where the JSON goes (default: OUT/ablation.json)")
     ap.add_argument("--reuse", action="store_true", help="read finished runs of the same command from OUT/runs "
                                                          "instead of training them again")
@@ -125,11 +119,10 @@ def main() -> None:
         name, _, options = spec.partition("=")
         variants[name] = shlex.split(options)
     pairs = select_pairs(args.pairs)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = parse_seeds(args.seeds)
     threads = max(1, (os.cpu_count() or 2) // args.jobs)
-    args.out.mkdir(parents=True, exist_ok=True)
     network = load_inception()
-    base = {name: baselines(name, *paths, args.out, network) for name, paths in pairs.items()}
+    base = {name: score_baselines(name, *paths, args.out, network) for name, paths in pairs.items()}
     jobs = [(v, p, s) for p in pairs for s in seeds for v in variants]
 
     def one(job: tuple[str, str, int]) -> dict:
@@ -146,27 +139,11 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch_version(), "jobs": args.jobs,
-               "threads_per_run": threads, "date": time.strftime("%Y-%m-%d %H:%M")}
-    json_path = args.json or args.out / "ablation.json"
-    json_path.write_text(json.dumps(
-        {"machine": machine, "preset": args.preset, "steps": args.steps if args.minutes is None else None,
-         "minutes": args.minutes, "variants": variants, "baselines": base, "runs": results}, indent=2))
-
-    print(f"\n{args.preset}, {budget}, seeds {args.seeds}: per pair SIFID / best colour transfer's, texture "
-          "distance, SSIM, edge correlation (steps)\n")
-    print("| variant | options | " + " | ".join(pairs) + " | s/step |")
-    print("|---|---|" + "---|" * len(pairs) + "---|")
-    for variant, options in variants.items():
-        cells, speeds = [], []
-        for pair in pairs:
-            mine = [r for r in results if r["variant"] == variant and r["pair"] == pair]
-            speeds += [r["seconds_per_step"] for r in mine]
-            cells.append(" ; ".join(f"{r['sifid_over_best_transfer']:.2f} / {r['texture_distance']:.3f} / "
-                                    f"{r['ssim']:.2f} / {r['edge_correlation']:.2f} ({r['steps']:,})" for r in mine))
-        print(f"| {variant} | `{' '.join(options) or '(preset)'}` | " + " | ".join(cells) +
-              f" | {sorted(speeds)[len(speeds) // 2]:.2f} |")
-    print(f"\nwrote {json_path}", file=sys.stderr)
+    machine = {**describe(), "jobs": args.jobs, "threads_per_run": threads}
+    save_result(args.json or args.out / "ablation.json",
+                {"machine": machine, "preset": args.preset, "steps": args.steps if args.minutes is None else None,
+                 "minutes": args.minutes, "variants": variants, "baselines": base, "runs": results})
+    print_table(args, variants, list(pairs), results, budget)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How far one training step under bf16 autocast is from float32, per loss term, on the paper's golden step.
 
-    python benchmarks/bf16_numerics.py [--trained-steps 40] [--json PATH]
+    python benchmarks/bf16_numerics.py [--trained-steps 40] [--modes sincut,cut,fastcut] [--json PATH]
 
 For each mode of ../shared/data/official_golden (sincut, cut, fastcut: the paper's weights, inputs and
 patch ids) it replays the step with our Objective three times: in float64 (the reference; it agrees
@@ -15,23 +15,23 @@ bf16 meets in a real run. tests/test_official_bf16.py pins the per-network figur
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness, sincut and tests from this checkout
 
-from quality import write_json  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.harness.args import add_json_option, comma_list, fail, parser  # noqa: E402
+from benchmarks.harness.machine import describe  # noqa: E402
+from benchmarks.harness.report import markdown_table, save_result  # noqa: E402
+from sincut.inference.device import cpu_has_bf16_kernels  # noqa: E402
 from sincut.objective import Objective  # noqa: E402
 from tests.test_official import MODES, build_nets, golden_config, load_golden, replaying_objective  # noqa: E402
-
 
 
 def term_gradients(nets: tuple, config, arrays: dict, dtype: torch.dtype, bf16: bool,
@@ -116,30 +116,33 @@ def compare(nets: tuple, config, arrays: dict) -> dict[str, dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--trained-steps", type=int, default=40)
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "bf16_numerics.json")
+    ap.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
+    add_json_option(ap, "bf16_numerics")
     args = ap.parse_args()
+    modes = comma_list(args.modes)
+    if not modes or set(modes) - set(MODES):
+        fail(f"--modes: {args.modes!r}; choose from {', '.join(MODES)}")
     torch.manual_seed(0)
-    result = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-              "bf16_kernels": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()), "modes": {}}
-    print("| mode | weights | term | loss rel. error | gradient rel. error fp32 | bf16 | cosine bf16 |")
-    print("|---|---|---|---|---|---|---|")
-    for mode in MODES:
+    result = {"machine": describe(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+              "bf16_kernels": cpu_has_bf16_kernels(), "modes": {}}
+    rows = []
+    for mode in modes:
         meta, arrays = load_golden(mode)
         config = golden_config(meta)
         golden_nets = build_nets(config, arrays)
         trained = train_float32(golden_nets, config, arrays, args.trained_steps)
         result["modes"][mode] = {}
         for label, nets in (("golden", golden_nets), (f"after {args.trained_steps} steps", trained)):
-            rows = compare(nets, config, arrays)
-            result["modes"][mode][label] = rows
-            for term, r in rows.items():
-                print(f"| {mode} | {label} | {term} | {r['loss_rel_error_bf16']:.1e} | {r['grad_rel_error_fp32']:.0e} | "
-                      f"{r['grad_rel_error_bf16']:.3f} | {r['grad_cosine_bf16']:.4f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, result)
-    print(f"\nwrote {args.json}", file=sys.stderr)
+            result["modes"][mode][label] = compare(nets, config, arrays)
+            rows += [[mode, label, term, f"{r['loss_rel_error_bf16']:.1e}", f"{r['grad_rel_error_fp32']:.0e}",
+                      f"{r['grad_rel_error_bf16']:.3f}", f"{r['grad_cosine_bf16']:.4f}"]
+                     for term, r in result["modes"][mode][label].items()]
+            print(f"{mode}, {label}: done", file=sys.stderr, flush=True)
+    print(markdown_table(["mode", "weights", "term", "loss rel. error", "gradient rel. error fp32", "bf16",
+                          "cosine bf16"], rows))
+    save_result(args.json, result)
 
 
 if __name__ == "__main__":

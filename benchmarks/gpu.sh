@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # One prepared GPU check, sized for a 15-minute device lease (one call of about 9 minutes; on one H200 the
 # presets' steps took 0.1-0.25 s, launch-bound, so the picture runs are short):
-# 1) seconds per step of sincut, cut and fastcut at fp32 (TF32) and bf16 autocast, peak GPU memory, and the
-#    projected time of each preset's full schedule; 2) the paper's recipe at a fixed step count in fp32 and in
+# 1) seconds per step of sincut, cut and fastcut at fp32 (TF32) and bf16 autocast and peak GPU memory
+#    (benchmarks/gpu_steps.py); 2) the paper's recipe at a fixed step count in fp32 and in
 #    bf16, two pairs x three seeds, six runs at a time on the one GPU (their wall times are not speed figures);
 #    the results come back in $OUT/precision_sincut_gpu.tar for SIFID, texture and SSIM on the CPU
 #    (`sincut eval`). The paper's recipe on a CPU at that step count would take hours.
 # Extra inputs travel in .gpu_inputs/ (the Great Wall / Bazille pair of ../shared, which does not travel);
 # kornia, missing on the device image, travels as wheels in .whl/ (see CONTRIBUTING.md).
+# Settings (environment): OUT, GPU_DEVICE, GPU_PRESETS, GPU_WARMUP_STEPS, GPU_TIMED_STEPS, GPU_TIMING_SECONDS,
+# GPU_PICTURE_STEPS (0: part 1 only).
 set -uo pipefail
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 OUT="${OUT:-benchmarks/results/gpu}"
@@ -22,40 +28,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 STEPS="${GPU_PICTURE_STEPS:-300}"
 DEVICE="${GPU_DEVICE:-cuda}"  # GPU_DEVICE=cpu GPU_PICTURE_STEPS=2 checks the script's plumbing on a CPU
 
-# --- 1) step times, fp32 against bf16 ---------------------------------------------------------------------
-timeout "${GPU_TIMING_SECONDS:-200}" python3 - "$OUT/gpu_steps.json" <<'PY'
-import json, statistics, sys, tempfile, time, torch
-from pathlib import Path
-sys.path.insert(0, "benchmarks")
-from run import inputs_for
-from sincut.config import make_config
-from sincut.training.trainer import Trainer, make_data
-dev = torch.device("cuda")
-rows = []
-scratch = Path(tempfile.mkdtemp())
-import os
-for preset in os.environ.get("GPU_PRESETS", "sincut,cut,fastcut").split(","):
-    for precision in ("fp32", "bf16"):
-        cfg = make_config(preset, precision=precision, **({"steps": 1000} if preset != "sincut" else {}))
-        trainer = Trainer.build(cfg, make_data(cfg, *inputs_for(preset, scratch), dev), dev)
-        for i in range(10):
-            trainer.step(i)
-        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(dev)
-        times = []
-        for i in range(10, 10 + int(os.environ.get("GPU_TIMED_STEPS", "20"))):
-            t = time.perf_counter(); trainer.step(i); torch.cuda.synchronize(); times.append(time.perf_counter() - t)
-        s = statistics.median(times)
-        full = make_config(preset)
-        steps = full.steps if full.steps else None
-        row = {"preset": preset, "precision": precision, "seconds_per_step": round(s, 5),
-               "peak_gpu_mib": round(torch.cuda.max_memory_allocated(dev) / 2**20)}
-        rows.append(row)
-        print(f"{preset:<8} {precision:<5} {s * 1000:7.1f} ms/step  peak {row['peak_gpu_mib']} MiB", flush=True)
-        del trainer
-        torch.cuda.empty_cache()
-meta = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
-Path(sys.argv[1]).write_text(json.dumps({"machine": meta, "rows": rows}, indent=2))
-PY
+# --- 1) step times, fp32 against bf16 (benchmarks/gpu_steps.py) -------------------------------------------
+timeout "${GPU_TIMING_SECONDS:-200}" python3 benchmarks/gpu_steps.py --device "$DEVICE" \
+  --presets "${GPU_PRESETS:-sincut,cut,fastcut}" --warmup "${GPU_WARMUP_STEPS:-10}" \
+  --timed "${GPU_TIMED_STEPS:-20}" --json "$OUT/gpu_steps.json"
 
 # --- 2) the paper's recipe at a fixed step count, fp32 against bf16 ----------------------------------------
 [ "$STEPS" = 0 ] && exit 0

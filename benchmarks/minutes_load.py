@@ -16,9 +16,6 @@ benchmarks/results/minutes_load.json). The goal: every run within 5% of its budg
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
 import shlex
 import shutil
@@ -28,21 +25,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
-from quality import machine, write_json  # noqa: E402
+from benchmarks.harness.args import add_json_option, comma_list, fail, parser  # noqa: E402
+from benchmarks.harness.machine import describe  # noqa: E402
+from benchmarks.harness.paths import RESULTS, SAMPLE_PAINTING, SAMPLE_PHOTO  # noqa: E402
+from benchmarks.harness.report import markdown_table, save_result  # noqa: E402
+from benchmarks.harness.training_runs import run_steps, threads_env, train_command  # noqa: E402
 
-SAMPLES = ROOT / "samples"
-SOURCE = SAMPLES / "photo_montStMichel.jpg"
-TARGET = SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg"
 CONDITIONS = ("quiet", "start", "end")
 GOAL = 5.0  # per cent of the budget
 FIRST_SIZING = re.compile(r"minutes at ([\d.]+) s per step: ([\d,]+) steps")
-
-
-def fail(message: str) -> None:
-    print(f"minutes_load.py: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def hog_window(condition: str, budget: float, hog_first: float, hog_last: float) -> tuple[float, float] | None:
@@ -107,32 +100,36 @@ def first_sizing(log: Path) -> dict:
     return {"first_seconds_per_step": float(found.group(1)), "first_steps": int(found.group(2).replace(",", ""))}
 
 
-def table(runs: list[dict]) -> str:
-    lines = [f"{'condition':<10} {'hogs (s)':<14} {'budget s':>8} {'wall s':>8} {'steps':>7} {'first':>7} "
-             f"{'deviation':>9}"]
-    for r in runs:
-        span = "-" if not r["hog_span"] else "-".join(f"{t:g}" for t in r["hog_span"])
-        first = "-" if r["first_steps"] is None else f"{r['first_steps']:,}"
-        lines.append(f"{r['condition']:<10} {span:<14} {r['budget_seconds']:>8.0f} {r['wall_seconds']:>8.1f} "
-                     f"{r['steps']:>7,} {first:>7} {r['deviation_percent']:>+8.1f}%")
-    return "\n".join(lines)
+def table(runs: list[dict], budget: float, hog_first: float, hog_last: float) -> str:
+    """The markdown table docs/benchmarks.md shows."""
+    def busy(condition: str) -> str:
+        window = hog_window(condition, budget, hog_first, hog_last)
+        if window is None:
+            return "-"
+        return f"{window[0]:g} s to the end" if window[1] == float("inf") else f"{window[0]:g}-{window[1]:g} s"
+
+    head = ["condition", "busy processes during", f"wall seconds (budget {budget:g})", "deviation",
+            "steps first sized", "steps run"]
+    return markdown_table(head, [[r["condition"], busy(r["condition"]), f"{r['wall_seconds']:.1f}",
+                                  f"{r['deviation_percent']:.1f}%",
+                                  "-" if r["first_steps"] is None else f"{r['first_steps']:,}", f"{r['steps']:,}"]
+                                 for r in runs])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--minutes", type=float, default=3.0, help="each run's budget")
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help=f"comma-separated, from {', '.join(CONDITIONS)}")
     ap.add_argument("--hogs", type=int, default=2, help="busy processes while the machine is loaded")
     ap.add_argument("--hog-first", type=float, default=40.0, help="start: seconds of load after the launch")
     ap.add_argument("--hog-last", type=float, default=60.0, help="end: seconds of load before the budget's end")
-    ap.add_argument("--source", type=Path, default=SOURCE)
-    ap.add_argument("--target", type=Path, default=TARGET)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "minutes_load",
-                    help="the runs' folders (replaced)")
-    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "minutes_load.json")
+    ap.add_argument("--source", type=Path, default=SAMPLE_PHOTO)
+    ap.add_argument("--target", type=Path, default=SAMPLE_PAINTING)
+    ap.add_argument("--out", type=Path, default=RESULTS / "minutes_load", help="the runs' folders (replaced)")
+    add_json_option(ap, "minutes_load")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
     args = ap.parse_args()
-    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    conditions = comma_list(args.conditions)
     unknown = sorted(set(conditions) - set(CONDITIONS))
     if unknown or not conditions:
         fail(f"--conditions: {', '.join(unknown) or 'none given'}; choose from {', '.join(CONDITIONS)}")
@@ -143,34 +140,28 @@ def main() -> None:
     for path in (args.source, args.target):
         if not path.exists():
             fail(f"{path} does not exist")
-    env = dict(os.environ)
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     budget = args.minutes * 60
-    results = {"machine": machine(), "command": shlex.join(["python", *sys.argv]), "minutes": args.minutes,
-               "hogs": args.hogs, "hog_first": args.hog_first, "hog_last": args.hog_last, "goal_percent": GOAL,
-               "runs": []}
+    results = {"machine": describe(), "minutes": args.minutes, "hogs": args.hogs, "hog_first": args.hog_first,
+               "hog_last": args.hog_last, "goal_percent": GOAL, "runs": []}
     for condition in conditions:
         run = args.out / condition
-        cmd = [sys.executable, "-m", "sincut", "train", str(args.source), str(args.target), "--preset", "quick",
-               "--minutes", f"{args.minutes:g}", "--seed", "0", "--out", str(run), "--device", "cpu"]
+        cmd = train_command(args.source, args.target, run,
+                            ["--preset", "quick", "--minutes", f"{args.minutes:g}", "--seed", "0"])
         if run.exists():
             shutil.rmtree(run)  # this benchmark's own earlier run: sincut refuses to train into it
         print(f"{condition}: {args.minutes:g} minutes ...", file=sys.stderr, flush=True)
         window = hog_window(condition, budget, args.hog_first, args.hog_last)
         log = args.out / f"{condition}.log"
-        wall, status, span = timed_run(cmd, env, log, window, Hogs(args.hogs))
+        wall, status, span = timed_run(cmd, threads_env(args.threads), log, window, Hogs(args.hogs))
         if status != 0:
             fail(f"{condition}: `{shlex.join(cmd)}` exited with status {status}; its output is in {log}")
-        steps = json.loads((run / "config.json").read_text())["steps"]
         results["runs"].append({"condition": condition, "budget_seconds": budget, "wall_seconds": round(wall, 1),
-                                "steps": steps, **first_sizing(log),
+                                "steps": run_steps(run), **first_sizing(log),
                                 "deviation_percent": round(100 * (wall - budget) / budget, 2), "hog_span": span,
                                 "run": str(run)})
-        write_json(args.json, results)
-    print(table(results["runs"]))
+        save_result(args.json, results)
+    print(table(results["runs"], budget, args.hog_first, args.hog_last))
     missed = [r["condition"] for r in results["runs"] if abs(r["deviation_percent"]) > GOAL]
     print(f"within {GOAL:g}% of the budget: {'all' if not missed else 'not ' + ', '.join(missed)}; {args.json}")
 

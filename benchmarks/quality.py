@@ -31,58 +31,33 @@ those three photos and three paintings. Pairs under ../shared are skipped, with 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import shlex
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from sincut.nets.colour import pitie_transfer, reinhard_transfer  # noqa: E402
+from benchmarks.harness.args import fail, parse_seeds, parser  # noqa: E402
+from benchmarks.harness.baselines import BASELINES, best_transfer_sifid, score_baselines  # noqa: E402
+from benchmarks.harness.charts import Band, band_chart, band_of  # noqa: E402
+from benchmarks.harness.machine import describe  # noqa: E402
+from benchmarks.harness.pairs import ALL_PAIRS, PAIRS, select_pairs  # noqa: E402
+from benchmarks.harness.paths import RESULTS  # noqa: E402
+from benchmarks.harness.report import command_line, markdown_table as table, median_range, write_json  # noqa: E402
+from benchmarks.harness.training_runs import (  # noqa: E402
+    FIGURE_KEYS, evaluations, recorded, run_steps, train_command, train_once)
 from sincut.config import PRESETS  # noqa: E402
-from sincut.data.images import load_image, save_image  # noqa: E402
+from sincut.data.images import save_image  # noqa: E402
+from sincut.evaluation.charts import PALETTE, chart_font  # noqa: E402
 from sincut.evaluation.inception import load_inception  # noqa: E402
-from sincut.evaluation.inception_metrics import SifidReference  # noqa: E402
-from sincut.evaluation.content import content_scores  # noqa: E402
-from sincut.evaluation.style import style_distance  # noqa: E402
-from sincut.evaluation.texture import texture_distance  # noqa: E402
-from sincut.evaluation.charts import PALETTE, chart_font, nice_ticks, tick_label  # noqa: E402
-from sincut.training.run_dir import read_jsonl  # noqa: E402
 
-SAMPLES = ROOT / "samples"
-SHARED = ROOT.parent / "shared" / "data"
-CANDIDATES = SHARED / "samples_candidates"
-PHOTOS = {"montStMichel": SAMPLES / "photo_montStMichel.jpg",
-          "machuPicchu": CANDIDATES / "photo_machuPicchu.jpg",
-          "greatWall": CANDIDATES / "photo_greatWallofChina.jpg"}
-PAINTINGS = {"vanGogh": SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg",
-             "bruegel": CANDIDATES / "painting_pieter_brugel_the_harvesters.jpg",
-             "bazille": CANDIDATES / "painting_bazille_the_ramparts_at_aigues_mortes.jpg"}
-PAIRS: dict[str, tuple[Path, Path]] = {
-    "montStMichel-vanGogh": (PHOTOS["montStMichel"], PAINTINGS["vanGogh"]),
-    "etretat-monet": (SHARED / "single_image_monet_etretat" / "etretat-normandy-france.jpg",
-                      SHARED / "single_image_monet_etretat" / "monet.jpg"),
-    "machuPicchu-bruegel": (PHOTOS["machuPicchu"], PAINTINGS["bruegel"]),
-    "greatWall-bazille": (PHOTOS["greatWall"], PAINTINGS["bazille"]),
-}
-ALL_PAIRS = {**PAIRS, **{f"{p}-{q}": (PHOTOS[p], PAINTINGS[q]) for p in PHOTOS for q in PAINTINGS
-                         if f"{p}-{q}" not in PAIRS}}
-BASELINES = ("photo", "reinhard", "pitie")
 BASELINE_COLOURS = {"photo": "#777777", "reinhard": "#b8860b", "pitie": "#8b008b"}
-TRANSFERS = ("reinhard", "pitie")
 FIGURES = [("sifid", "SIFID to the painting (lower)"), ("texture_distance", "texture distance (lower)"),
            ("ssim", "SSIM to the photo (higher)"), ("edge_correlation", "edge correlation to the photo (higher)")]
 RATIO = "sifid_vs_best_transfer"
@@ -97,26 +72,7 @@ DEFINITIONS = {
 }
 RESERVED = {"--minutes", "--seed", "--out", "--device", "--select-by"}  # set by the benchmark itself
 THUMB = 150  # px height of a contact-sheet tile
-
-
-def fail(message: str) -> None:
-    """Bad input: one line naming the option and the fix, exit status 2."""
-    print(f"quality.py: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def select_pairs(names: str) -> dict[str, tuple[Path, Path]]:
-    """The comma-separated pairs (or `all`) that exist here; those under ../shared skipped, with a line, when absent."""
-    chosen = list(ALL_PAIRS) if names == "all" else names.split(",")
-    pairs = {}
-    for name in chosen:
-        if name not in ALL_PAIRS:
-            fail(f"--pairs: unknown pair {name!r}; choose from all, {', '.join(ALL_PAIRS)}")
-        if all(p.is_file() for p in ALL_PAIRS[name]):
-            pairs[name] = ALL_PAIRS[name]
-        else:
-            print(f"skipping {name}: {ALL_PAIRS[name][0].parent} is absent", file=sys.stderr)
-    return pairs
+COLUMNS = [("sifid", 1), (RATIO, 2), ("texture_distance", 3), ("ssim", 3), ("edge_correlation", 3)]
 
 
 def parse_recipes(names: str, recipe_args: list[str]) -> dict[str, list[str]]:
@@ -159,16 +115,6 @@ def parse_recipes(names: str, recipe_args: list[str]) -> dict[str, list[str]]:
     return recipes
 
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        fail(f"--seeds: {text!r} is not a comma-separated list of whole numbers, e.g. 0,1,2")
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        fail(f"--seeds: {text!r} needs distinct non-negative seeds, e.g. 0,1,2")
-    return seeds
-
-
 def parse_seeds_of(items: list[str], recipes: dict[str, list[str]], default: list[int]) -> dict[str, list[int]]:
     """Recipe -> its seeds: --seeds for every recipe, except those given NAME=SEEDS (a slow baseline recipe
     such as the paper's may run one seed beside three of the recipe under test)."""
@@ -178,39 +124,8 @@ def parse_seeds_of(items: list[str], recipes: dict[str, list[str]], default: lis
         if not sep or name not in recipes:
             fail(f"--seeds-of: {item!r} must be RECIPE=SEEDS for one of the recipes ({', '.join(recipes)}), "
                  "e.g. sincut=0")
-        seeds[name] = parse_seeds(text)
+        seeds[name] = parse_seeds(text, "--seeds-of")
     return seeds
-
-
-# ---------------------------------------------------------------- scoring
-
-def score(image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor,
-          sifid_ref: SifidReference | None) -> dict:
-    """The benchmark's figures of one image, as the training loop measures them."""
-    ssim, edges = content_scores(image, photo)
-    levels = style_distance([image], [painting])
-    return {"sifid": sifid_ref.distance(image) if sifid_ref else None,
-            "texture_distance": texture_distance([image], [painting]),
-            "ssim": ssim, "edge_correlation": edges, "style_distance": sum(levels) / len(levels)}
-
-
-def baselines(pair: str, source: Path, target: Path, out: Path, network) -> dict[str, dict]:
-    """The photo and its two colour transfers, scored and saved as out/baselines/PAIR-NAME.png."""
-    photo, painting = load_image(source), load_image(target)
-    sifid_ref = SifidReference(painting, network) if network is not None else None
-    images = {"photo": photo, "reinhard": reinhard_transfer(photo, painting),
-              "pitie": pitie_transfer(photo, painting, iterations=20, seed=0)}
-    (out / "baselines").mkdir(parents=True, exist_ok=True)
-    figures = {}
-    for name, image in images.items():
-        save_image(image, out / "baselines" / f"{pair}-{name}.png")
-        figures[name] = score(image, photo, painting, sifid_ref)
-    return figures
-
-
-def best_transfer_sifid(base: dict[str, dict]) -> float | None:
-    values = [base[t]["sifid"] for t in TRANSFERS if base[t]["sifid"] is not None]
-    return min(values) if values else None
 
 
 # ---------------------------------------------------------------- running
@@ -219,64 +134,21 @@ def run_dir(out: Path, recipe: str, pair: str, seed: int) -> Path:
     return out / "runs" / f"{recipe}-{pair}-s{seed}"
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: a reader (or an interrupted benchmark) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
 def finished(run: Path, request: dict) -> dict | None:
     """The stamp of a finished run made with exactly these arguments, else None."""
-    stamp = run / "benchmark.json"
-    if not (stamp.is_file() and (run / "metrics.jsonl").is_file() and (run / "result.png").is_file()):
+    if not ((run / "metrics.jsonl").is_file() and (run / "result.png").is_file()):
         return None
-    recorded = json.loads(stamp.read_text())
-    return recorded if all(recorded.get(k) == v for k, v in request.items()) else None
-
-
-def train_run(words: list[str], source: Path, target: Path, minutes: float, seed: int, run: Path,
-              threads: int | None, select_by: str) -> float:
-    """One `sincut train` in a fresh process; returns its wall seconds (start-up included)."""
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "sincut", "train", str(source), str(target), *words, "--minutes", str(minutes),
-           "--seed", str(seed), "--out", str(run), "--device", "cpu", "--select-by", select_by]
-    t0 = time.perf_counter()
-    code = subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL).returncode
-    if code != 0:
-        fail(f"`sincut train {shlex.join(words)}` exited with status {code} (its message is above); "
-             "fix --recipes / --recipe-args")
-    return time.perf_counter() - t0
+    return recorded(run / "benchmark.json", request)
 
 
 def read_run(run: Path) -> tuple[int, list[dict]]:
-    """(steps, evaluations after step 0) of a finished run."""
-    config = json.loads((run / "config.json").read_text())
-    keys = ("step", "sifid", "texture_distance", "ssim", "edge_correlation", "style_distance")
-    evaluations = [{"minutes": r["elapsed_seconds"] / 60, **{k: r[k] for k in keys if k in r}}
-                   for r in read_jsonl(run / "metrics.jsonl") if r["step"] > 0]
-    return config["steps"], evaluations
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    """(steps, evaluations after step 0, with their minutes) of a finished run."""
+    keys = ("step", *FIGURE_KEYS)
+    return run_steps(run), [{"minutes": r["elapsed_seconds"] / 60, **{k: r[k] for k in keys if k in r}}
+                            for r in evaluations(run) if r["step"] > 0]
 
 
 # ---------------------------------------------------------------- summaries
-
-def spread(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
-
 
 def groups(results: dict) -> dict[tuple[str, str], list[dict]]:
     """(recipe, pair) -> its runs, in seed order."""
@@ -287,21 +159,11 @@ def groups(results: dict) -> dict[tuple[str, str], list[dict]]:
 
 
 def final_figures(run: dict, base: dict) -> dict:
+    """A run's last evaluation, with its SIFID over the better colour transfer's."""
     last = dict(run["evaluations"][-1])
     best = best_transfer_sifid(base)
     last[RATIO] = last["sifid"] / best if best and last.get("sifid") is not None else None
     return last
-
-
-def _cell(values: list[float | None], digits: int) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    mid, lo, hi = spread(values)
-    return f"{mid:.{digits}f}" if len(values) == 1 else f"{mid:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
-
-
-COLUMNS = [("sifid", 1), (RATIO, 2), ("texture_distance", 3), ("ssim", 3), ("edge_correlation", 3)]
 
 
 def seeds_text(results: dict) -> str:
@@ -313,126 +175,30 @@ def seeds_text(results: dict) -> str:
 
 
 def markdown_table(results: dict) -> str:
+    """What docs/benchmarks.md shows of a quality.json: per pair, the baselines, then each recipe's median
+    (min-max) over seeds at its last evaluation."""
     heading = (f"{results['minutes']:g} min per run, seeds {seeds_text(results)}; "
                "recipes: median (min-max) over seeds at their last evaluation" if results["runs"] else
                "the photo and its closed-form colour transfers (no recipe was run)")
-    lines = [heading, "",
-             "| pair | method | seeds | steps | SIFID | SIFID / best transfer | texture | SSIM | edges |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    head = ["pair", "method", "seeds", "steps", "SIFID", "SIFID / best transfer", "texture", "SSIM", "edges"]
+    rows = []
     by_group = groups(results)
     for pair, base in results["baselines"].items():
         best = best_transfer_sifid(base)
         for name in BASELINES:
             f = base[name]
-            ratio = f["sifid"] / best if best and f["sifid"] is not None else None
-            values = {**f, RATIO: ratio}
-            lines.append(f"| {pair} | {name} | - | - | " + " | ".join(_cell([values[k]], d) for k, d in COLUMNS) + " |")
+            values = {**f, RATIO: f["sifid"] / best if best and f["sifid"] is not None else None}
+            rows.append([pair, name, "-", "-", *(median_range([values[k]], d) for k, d in COLUMNS)])
         for recipe in results["recipes"]:
             runs = by_group.get((recipe, pair), [])
-            if not runs:
-                continue
-            finals = [final_figures(r, base) for r in runs]
-            steps = _cell([r["steps"] for r in runs], 0)
-            lines.append(f"| {pair} | **{recipe}** | {len(runs)} | {steps} | "
-                         + " | ".join(_cell([f.get(k) for f in finals], d) for k, d in COLUMNS) + " |")
-    return "\n".join(lines)
+            if runs:
+                finals = [final_figures(r, base) for r in runs]
+                rows.append([pair, f"**{recipe}**", len(runs), median_range([r["steps"] for r in runs], 0),
+                             *(median_range([f.get(k) for f in finals], d) for k, d in COLUMNS)])
+    return f"{heading}\n\n{table(head, rows)}"
 
 
 # ---------------------------------------------------------------- pictures
-
-@dataclass
-class Band:
-    """A recipe's curve: median over seeds at each evaluation, with the min-max band."""
-    name: str
-    colour: str
-    xs: list[float]
-    mid: list[float]
-    lo: list[float]
-    hi: list[float]
-
-
-def band_of(runs: list[dict], key: str, scale: float | None = None) -> tuple[list[float], ...]:
-    """Evaluations aligned by index (runs of one budget evaluate at about the same minutes)."""
-    n = min(len(r["evaluations"]) for r in runs)
-    xs, mid, lo, hi = [], [], [], []
-    for i in range(n):
-        values = [r["evaluations"][i].get(key) for r in runs]
-        if any(v is None for v in values):
-            continue
-        values = [v / scale for v in values] if scale else values
-        m, a, b = spread(values)
-        xs.append(statistics.median(r["evaluations"][i]["minutes"] for r in runs))
-        mid.append(m)
-        lo.append(a)
-        hi.append(b)
-    return xs, mid, lo, hi
-
-
-def band_chart(title: str, bands: list[Band], hlines: list[tuple[float, str, str]], size: tuple[int, int],
-               legend_width: int = 190) -> Image.Image:
-    """Median lines with translucent min-max bands, dashed horizontal baselines, legend on the right."""
-    k = 2
-    w, h = size[0] * k, size[1] * k
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    f_title, f_text = chart_font(14 * k), chart_font(11 * k)
-    x0, y0, x1, y1 = 52 * k, 28 * k, w - legend_width * k, h - 34 * k
-    d.text(((x0 + x1) // 2, 7 * k), title, fill="black", font=f_title, anchor="mt")
-    xs_all = [x for b in bands for x in b.xs] or [0.0, 1.0]
-    ys_all = [y for b in bands for y in b.lo + b.hi] + [v for v, _, _ in hlines]
-    if not ys_all:
-        return img.resize(size, Image.LANCZOS)
-    xlo, xhi = 0.0, max(xs_all) * 1.04 or 1.0
-    ylo, yhi = min(ys_all), max(ys_all)
-    if yhi == ylo:
-        ylo, yhi = ylo - (abs(ylo) * 0.1 or 1.0), yhi + (abs(yhi) * 0.1 or 1.0)
-    pad = (yhi - ylo) * 0.08
-    ylo, yhi = ylo - pad, yhi + pad
-
-    def px(x: float, y: float) -> tuple[float, float]:
-        return x0 + (x - xlo) / (xhi - xlo) * (x1 - x0), y1 - (y - ylo) / (yhi - ylo) * (y1 - y0)
-
-    for t in nice_ticks(ylo, yhi, count=4):
-        _, yy = px(xlo, t)
-        d.line([(x0, yy), (x1, yy)], fill="#e6e6e6", width=k)
-        d.text((x0 - 5 * k, yy), tick_label(t), fill="black", font=f_text, anchor="rm")
-    for t in nice_ticks(xlo, xhi, count=5):
-        xx, _ = px(t, ylo)
-        d.line([(xx, y0), (xx, y1)], fill="#e6e6e6", width=k)
-        d.text((xx, y1 + 5 * k), tick_label(t), fill="black", font=f_text, anchor="mt")
-    d.text(((x0 + x1) // 2, h - 4 * k), "minutes of wall clock", fill="black", font=f_text, anchor="md")
-    overlay = Image.new("RGBA", img.size, (255, 255, 255, 0))
-    od = ImageDraw.Draw(overlay)
-    for b in bands:
-        if len(b.xs) > 1:
-            rgb = tuple(int(b.colour[i:i + 2], 16) for i in (1, 3, 5))
-            od.polygon([px(x, y) for x, y in zip(b.xs, b.hi)] + [px(x, y) for x, y in reversed(list(zip(b.xs, b.lo)))],
-                       fill=(*rgb, 60))
-    img.paste(overlay, (0, 0), overlay)
-    d = ImageDraw.Draw(img)
-    for value, _, colour in hlines:
-        _, yy = px(xlo, value)
-        for xs in range(int(x0), int(x1), 14 * k):
-            d.line([(xs, yy), (min(xs + 8 * k, x1), yy)], fill=colour, width=2 * k)
-    for b in bands:
-        pts = [px(x, y) for x, y in zip(b.xs, b.mid)]
-        if len(pts) > 1:
-            d.line(pts, fill=b.colour, width=2 * k, joint="curve")
-        for x, y in pts:
-            d.ellipse([x - 3 * k, y - 3 * k, x + 3 * k, y + 3 * k], fill=b.colour)
-    d.rectangle([x0, y0, x1, y1], outline="black", width=k)
-    ly = y0
-    for b in bands:
-        d.line([(x1 + 8 * k, ly + 7 * k), (x1 + 26 * k, ly + 7 * k)], fill=b.colour, width=3 * k)
-        d.text((x1 + 30 * k, ly + 7 * k), b.name, fill="black", font=f_text, anchor="lm")
-        ly += 15 * k
-    for _, label, colour in hlines:
-        for xs in (x1 + 8 * k, x1 + 19 * k):
-            d.line([(xs, ly + 7 * k), (xs + 7 * k, ly + 7 * k)], fill=colour, width=2 * k)
-        d.text((x1 + 30 * k, ly + 7 * k), label, fill="black", font=f_text, anchor="lm")
-        ly += 15 * k
-    return img.resize(size, Image.LANCZOS)
-
 
 def plot(results: dict) -> Image.Image:
     """Top: SIFID / best transfer of every recipe x pair. Below: one row per pair, one panel per figure."""
@@ -538,8 +304,11 @@ def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image
 
 # ---------------------------------------------------------------- main
 
+
+# ---------------------------------------------------------------- main
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each run")
     ap.add_argument("--recipes", default="quick,sincut",
                     help=f"comma-separated recipes: presets ({', '.join(PRESETS)}) or names given --recipe-args")
@@ -550,7 +319,7 @@ def main() -> None:
     ap.add_argument("--seeds-of", action="append", default=[], metavar="RECIPE=SEEDS",
                     help="other seeds for one recipe, e.g. sincut=0 (the paper's recipe once per pair); repeatable")
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated or all, from {', '.join(ALL_PAIRS)}")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality")
+    ap.add_argument("--out", type=Path, default=RESULTS / "quality")
     ap.add_argument("--reuse", action="store_true",
                     help="keep a finished run made with the same arguments instead of training it again")
     ap.add_argument("--table", action="store_true", help="print the markdown table of --out/quality.json and exit")
@@ -571,44 +340,24 @@ def main() -> None:
     pairs = select_pairs(args.pairs)
     if not pairs:
         fail("--pairs: none of the chosen pairs is present here; choose montStMichel-vanGogh (bundled)")
-    args.out.mkdir(parents=True, exist_ok=True)
     network = load_inception()
     select_by = "sifid" if network is not None else "style"
-    results = {"machine": {**machine(), "threads": args.threads or torch.get_num_threads()},
-               "command": shlex.join(["python", *sys.argv]), "minutes": args.minutes, "seeds": seeds,
-               "recipe_seeds": recipe_seeds,
+    results = {"machine": {**describe(), "threads": args.threads or torch.get_num_threads()},
+               "command": command_line(), "minutes": args.minutes, "seeds": seeds, "recipe_seeds": recipe_seeds,
                "recipes": recipes, "pairs": {n: [s.name, t.name] for n, (s, t) in pairs.items()},
                "definitions": DEFINITIONS, "baselines": {}, "runs": []}
     for name, (source, target) in pairs.items():
         print(f"baselines on {name} ...", file=sys.stderr, flush=True)
-        results["baselines"][name] = baselines(name, source, target, args.out, network)
+        results["baselines"][name] = score_baselines(name, source, target, args.out, network)
     for recipe, words in recipes.items():
         for name, (source, target) in pairs.items():
             for seed in recipe_seeds[recipe]:
-                run = run_dir(args.out, recipe, name, seed)
-                request = {"args": words, "minutes": args.minutes, "seed": seed, "source": str(source),
-                           "target": str(target), "select_by": select_by}
-                stamp = finished(run, request) if args.reuse else None
-                if stamp is None:
-                    if run.exists():
-                        shutil.rmtree(run)
-                    print(f"{recipe} on {name}, seed {seed}: {args.minutes:g} minutes ...", file=sys.stderr,
-                          flush=True)
-                    wall = train_run(words, source, target, args.minutes, seed, run, args.threads, select_by)
-                    stamp = {**request, "wall_seconds": round(wall, 1)}
-                    write_json(run / "benchmark.json", stamp)
-                else:
-                    print(f"{recipe} on {name}, seed {seed}: reusing {run}", file=sys.stderr)
-                steps, evaluations = read_run(run)
-                results["runs"].append({"recipe": recipe, "pair": name, "seed": seed, "args": words,
-                                        "run": str(run.relative_to(args.out)), "source": source.name,
-                                        "target": target.name, "wall_seconds": stamp["wall_seconds"],
-                                        "steps": steps, "evaluations": evaluations})
+                results["runs"].append(one_run(args, recipe, words, name, seed, select_by))
                 final = final_figures(results["runs"][-1], results["baselines"][name])
                 ratio = f" ({final[RATIO]:.2f} of the best transfer)" if final.get(RATIO) else ""
                 sifid = f"SIFID {final['sifid']:.1f}{ratio}, " if final.get("sifid") is not None else ""
-                print(f"  {steps} steps: {sifid}texture {final['texture_distance']:.3f}, SSIM {final['ssim']:.3f}",
-                      file=sys.stderr)
+                print(f"  {results['runs'][-1]['steps']} steps: {sifid}texture {final['texture_distance']:.3f}, "
+                      f"SSIM {final['ssim']:.3f}", file=sys.stderr)
                 write_json(args.out / "quality.json", results)
     write_json(args.out / "quality.json", results)
     save_image(plot(results), args.out / "quality.png")
@@ -619,6 +368,31 @@ def main() -> None:
         written += ", contact_sheet.jpg"
     print(markdown_table(results))
     print(f"\nwrote {args.out}/{written}", file=sys.stderr)
+
+
+def one_run(args, recipe: str, words: list[str], pair: str, seed: int, select_by: str) -> dict:
+    """One recipe on one pair with one seed, trained (or with --reuse, found finished), as quality.json
+    lists it."""
+    source, target = ALL_PAIRS[pair]
+    run = run_dir(args.out, recipe, pair, seed)
+    request = {"args": words, "minutes": args.minutes, "seed": seed, "source": str(source), "target": str(target),
+               "select_by": select_by}
+    stamp = finished(run, request) if args.reuse else None
+    if stamp is None:
+        if run.exists():
+            shutil.rmtree(run)
+        print(f"{recipe} on {pair}, seed {seed}: {args.minutes:g} minutes ...", file=sys.stderr, flush=True)
+        options = [*words, "--minutes", str(args.minutes), "--seed", str(seed), "--select-by", select_by]
+        wall = train_once(train_command(source, target, run, options), args.threads,
+                          hint="; fix --recipes / --recipe-args")
+        stamp = {**request, "wall_seconds": round(wall, 1)}
+        write_json(run / "benchmark.json", stamp)
+    else:
+        print(f"{recipe} on {pair}, seed {seed}: reusing {run}", file=sys.stderr)
+    steps, evaluated = read_run(run)
+    return {"recipe": recipe, "pair": pair, "seed": seed, "args": words, "run": str(run.relative_to(args.out)),
+            "source": source.name, "target": target.name, "wall_seconds": stamp["wall_seconds"], "steps": steps,
+            "evaluations": evaluated}
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@
   batch 8 x 64 px; cut/fastcut: batch 1, 256 px crops), split into data, G forward, D step, G step and the
   weight average's update, and the process's peak resident memory; each preset and precision in a fresh
   interpreter. Lazy R1 (quick: every 16 steps) is timed over whole R1 periods (at least two), the step
-  being ((K - 1) x the median step without R1 + the median with R1) / K (step_profile.py: StepTimes);
+  being ((K - 1) x the median step without R1 + the median with R1) / K (harness/steps.py: StepTimes);
 - ours at --precision (default auto: bf16 where the device has fast bf16 kernels, else fp32, as training
   resolves it), and at each of --precisions too, for a table of fp32 against bf16;
 - the FLOPs of one step averaged the same way over an R1 period (convolutions and matmuls, forward,
-  backward and R1's double backward, by the precision each kernel ran in: flop_count.py), the machine's
-  conv/matmul peak in fp32 and bf16 (machine.py), and from them the achieved GFLOP/s and the floor: the
+  backward and R1's double backward, by the precision each kernel ran in), the machine's conv/matmul peak
+  in fp32 and bf16 (both harness/flops.py), and from them the achieved GFLOP/s and the floor: the
   FLOPs at the peak of the precision they ran in (a bf16 step's float32 R1 pass at the fp32 peak);
 - translate time, peak memory and achieved GFLOP/s at 1024x768 and 4096x3072 through the real
   `sincut translate` path (tiling included, fp32), each size in a fresh process; patch-sampler throughput.
@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,12 +44,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("SINCUT_SHARED", ROOT.parent / "shared"))  # ../shared, or elsewhere
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
+
+from benchmarks.harness.paths import SHARED  # noqa: E402  (no torch yet: --official may re-run this script)
+
 BENCH_SH = SHARED / "tools" / "official" / "bench.sh"
-PAPER_PROBE = HERE / "paper_probe.py"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
+PAPER_PROBE = ROOT / "benchmarks" / "paper_probe.py"
 
 
 def use_official_python(home: Path) -> None:
@@ -83,62 +82,31 @@ if __name__ == "__main__" and official_home_from_argv(sys.argv) is not None:
 
 import torch  # noqa: E402
 
-from quality import write_json  # noqa: E402
-from machine import describe, floor_seconds, peak_gflops, sync  # noqa: E402,F401  (ab.py imports sync from here)
-from sincut.config import DATASET_PRESETS, make_config  # noqa: E402
+from benchmarks.harness.args import add_json_option, comma_list, parse_sizes, parse_steps, parser  # noqa: E402
+from benchmarks.harness.flops import add_floors, peak_gflops  # noqa: E402
+from benchmarks.harness.machine import describe, record_end  # noqa: E402
+from benchmarks.harness.pairs import image_pair, inputs_for  # noqa: E402
+from benchmarks.harness.report import machine_line, markdown_table, save_result  # noqa: E402
+from benchmarks.harness.steps import (  # noqa: E402
+    build_trainer, step_gflop, time_steps, training_config, whole_r1_periods)
+from benchmarks.harness.timing import json_from_child, memory_mib, sync, time_calls  # noqa: E402
+from benchmarks.harness.translation import flops_per_megapixel, measure, repeats_for  # noqa: E402
+from sincut.config import make_config  # noqa: E402
 from sincut.errors import UserError  # noqa: E402
 from sincut.inference.device import pick_device, resolve_precision  # noqa: E402
 from sincut.training.trainer import check_device_support  # noqa: E402
 
 # (timed steps, warm-up steps) for each side; ours with lazy R1 rounded up to whole R1 periods
 FULL_STEPS, QUICK_STEPS = (5, 2), (3, 1)
-
-
-def image_pair() -> tuple[Path, Path]:
-    pair = SHARED / "data" / "single_image_monet_etretat"
-    if (pair / "monet.jpg").is_file():
-        return pair / "etretat-normandy-france.jpg", pair / "monet.jpg"
-    samples = ROOT / "samples"
-    return samples / "photo_montStMichel.jpg", samples / "painting_vincent_van_gogh_village_street_in_auver.jpg"
-
-
-def folder_pair(scratch: Path) -> tuple[Path, Path]:
-    unpaired = SHARED / "data" / "unpaired_small"
-    if (unpaired / "trainA").is_dir():
-        return unpaired / "trainA", unpaired / "trainB"
-    from PIL import Image
-    for name, src in zip("AB", image_pair()):
-        (scratch / name).mkdir(parents=True, exist_ok=True)
-        img = Image.open(src).convert("RGB")
-        for i in range(4):
-            img.crop((i * 40, 0, i * 40 + 300, 300)).save(scratch / name / f"{i}.jpg")
-    return scratch / "A", scratch / "B"
-
-
-def inputs_for(preset: str, scratch: Path) -> tuple[Path, Path]:
-    """Two images for the single-image presets (sincut, quick), two folders for cut and fastcut."""
-    return folder_pair(scratch) if preset in DATASET_PRESETS else image_pair()
-
-
-def status_mib(field: str) -> float:
-    """VmHWM/VmRSS of this process in MiB (Linux); VmHWM starts afresh at exec."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+PAPER_MODES = ("sincut", "cut", "fastcut")  # the recipes the paper's code has (quick is ours alone)
 
 
 # --- our side: one preset in this (fresh) interpreter -----------------------------------------------------
 
 def time_ours(preset: str, precision: str, device: torch.device, steps: int, warmup: int, scratch: Path,
               profile_dir: Path | None) -> dict:
-    """Phase times per step (medians, R1 in proportion: step_profile.StepTimes) of `steps` training steps
+    """Phase times per step (medians, R1 in proportion: harness.steps.StepTimes) of `steps` training steps
     after `warmup` at `precision`, one step's FLOPs (averaged over an R1 period), peak RSS."""
-    from step_profile import build_trainer, step_gflop, time_steps, training_config
-
     config = training_config(preset, precision)
     trainer = build_trainer(config, *inputs_for(preset, scratch), device)
     times = time_steps(trainer, steps, warmup, device)
@@ -149,7 +117,7 @@ def time_ours(preset: str, precision: str, device: torch.device, steps: int, war
                     "D step without R1": per_step["D step without R1"], "r1_every": times.r1_every,
                     "r1_covered": per_step["r1_covered"], "timed_steps": steps}
     result["steps_s"] = [round(t, 4) for t in times.phases["total"]]
-    result["peak_rss_mib"] = status_mib("VmHWM")
+    result["peak_rss_mib"] = memory_mib("VmHWM")
     if device.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
     result.update(step_gflop(trainer))
@@ -179,16 +147,11 @@ def run_ours(preset: str, precision: str, device: str, steps: int, warmup: int, 
     cmd = [sys.executable, str(Path(__file__)), "--child", preset, "--precision", precision, "--device", device,
            "--child-steps", f"{steps},{warmup}", "--scratch", str(scratch)]
     cmd += ["--profile", str(profile_dir)] if profile_dir else []
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"ours, {preset} at {precision}: failed\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_from_child(cmd, f"ours, {preset} at {precision}")
 
 
 def timed_steps(preset: str, steps: int, exact: bool) -> int:
     """`steps`, or for a preset with lazy R1 whole R1 periods (at least two) unless --steps asked exactly."""
-    from step_profile import training_config, whole_r1_periods
-
     return steps if exact else whole_r1_periods(training_config(preset, "fp32"), steps)
 
 
@@ -240,39 +203,29 @@ def run_official(home: Path, preset: str, steps: int, warmup: int, scratch: Path
 
 def translate_cost(device: str, h: int, w: int, repeats: int) -> dict[str, float]:
     """`sincut translate`'s Translator (tiles from the default memory budget; no decode or encode) in a
-    fresh interpreter, and the default generator's FLOPs on the whole image (tiles' overlap not counted):
-    translate.py's measure and flops_per_megapixel."""
-    from translate import flops_per_megapixel, measure, repeats_for  # benchmarks/translate.py
-
+    fresh interpreter, and the default generator's FLOPs on the whole image (tiles' overlap not counted)."""
     r = measure(w, h, "torch", None, None, device, repeats_for(w, h, repeats))
     return {"seconds": r["seconds"], "times": r["times"], "extra_peak_mib": r["peak_rss_mib"] - r["rss_before_mib"],
             "peak_rss_mib": r["peak_rss_mib"], "gflop": flops_per_megapixel() * w * h / 1e6 / 1e9}
 
 
 def sampler_throughput(device: torch.device, repeats: int) -> float:
+    """Patches per second of the patch sampler at batch 16 x 64 px (median after two warm-up batches)."""
     from sincut.data.images import load_image
     from sincut.data.patches import PatchSampler
 
     sampler = PatchSampler(load_image(image_pair()[0]).to(device), crop_size=64)
     rng = torch.Generator(device=device).manual_seed(0)
-    times = []
-    for _ in range(repeats + 2):
-        sync(device)
-        t = time.perf_counter()
-        sampler.sample(16, rng)
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return 16 / statistics.median(times[2:])
+    return 16 / time_calls(lambda _: sampler.sample(16, rng), repeats, warmup=2, device=device).median
 
 
 # --- report -----------------------------------------------------------------------------------------------
 
 def print_table(result: dict) -> None:
+    """Phases and floors of every run, fp32 against bf16 as the docs' markdown, the side by side, translate."""
     m = result["machine"]
     peak = result["peak_gflops"]
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m.get("cpu_flags", {}).items())
-    print(f"\n{m['device']}  ({flags})  torch {m['torch']}  {m['threads']} threads  {m['date']}"
-          f"{'  (quick)' if m['quick'] else ''}")
+    print(f"\n{machine_line(m)}{'  (quick)' if m['quick'] else ''}")
     print(f"measured peak GFLOP/s: fp32 matmul {peak['fp32']['matmul']:.0f}, conv3x3 {peak['fp32']['conv3x3']:.0f};"
           f"  bf16 matmul {peak['bf16']['matmul']:.0f}, conv3x3 {peak['bf16']['conv3x3']:.0f}")
     print(f"\n{'preset':<8}{'prec':>5}{'data':>7}{'G fwd':>7}{'D step':>7}{'G step':>7}{'EMA':>6}{'step':>8}"
@@ -289,12 +242,11 @@ def print_table(result: dict) -> None:
         others = [p for p in precisions if p != first]
         head = ["preset", *(f"{p} s/step" for p in [first, *others]), *(f"speed-up {p}" for p in others),
                 *(f"of floor {p}" for p in [first, *others])]
-        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-        for preset, runs in result["by_precision"].items():
-            cells = [preset, *(f"{runs[p]['total']:.3f}" for p in [first, *others]),
-                     *(f"{runs[first]['total'] / runs[p]['total']:.2f}x" for p in others),
-                     *(f"{runs[p]['fraction_of_floor']:.0%}" for p in [first, *others])]
-            print("| " + " | ".join(cells) + " |")
+        rows = [[preset, *(f"{runs[p]['total']:.3f}" for p in [first, *others]),
+                 *(f"{runs[first]['total'] / runs[p]['total']:.2f}x" for p in others),
+                 *(f"{runs[p]['fraction_of_floor']:.0%}" for p in [first, *others])]
+                for preset, runs in result["by_precision"].items()]
+        print("\n" + markdown_table(head, rows))
     if result.get("official"):
         reference = result["precision"]["reference"]
         print(f"\nside by side (seconds per step: ours = median whole step incl. data at {reference}; "
@@ -318,51 +270,40 @@ def print_table(result: dict) -> None:
         print(f"profiles: {result['profiles']}")
 
 
-PAPER_MODES = ("sincut", "cut", "fastcut")  # the recipes the paper's code has (quick is ours alone)
-
-
-def add_floors(runs: dict, peaks: dict) -> None:
-    """Each run's floor (its FLOPs at the peak of the precision each ran in) and floor / step."""
-    for run in runs.values():
-        run["floor_s"] = floor_seconds(run["gflop_by_precision"], peaks)
-        run["fraction_of_floor"] = run["floor_s"] / run["total"]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--quick", action="store_true", help="3 timed steps after 1 warm-up (else 5 after 2)")
-    parser.add_argument("--official", type=Path, metavar="DIR", help="also time the paper's code set up in DIR")
-    parser.add_argument("--profile", type=Path, metavar="DIR", help="write op-level profiles of one step per side")
-    parser.add_argument("--steps", metavar="TIMED,WARMUP",
-                        help="exact step counts, not rounded to whole R1 periods (e.g. 1,0 for a smoke test)")
-    parser.add_argument("--presets", default="sincut,cut,fastcut", help="comma-separated: sincut, quick, cut, fastcut")
-    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                        help="ours at this precision (auto: bf16 where the device has fast bf16 kernels, else "
-                             "fp32); the side by side and 'ours' in the JSON use it")
-    parser.add_argument("--precisions", default="", metavar="LIST",
-                        help="also time each preset at these (e.g. fp32,bf16), for a table of one against the other")
-    parser.add_argument("--translate-sizes", default="1024x768,4096x3072", help="comma-separated WxH; '' for none")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--child-steps", help=argparse.SUPPRESS)
-    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="3 timed steps after 1 warm-up (else 5 after 2)")
+    ap.add_argument("--official", type=Path, metavar="DIR", help="also time the paper's code set up in DIR")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="write op-level profiles of one step per side")
+    ap.add_argument("--steps", metavar="TIMED,WARMUP",
+                    help="exact step counts, not rounded to whole R1 periods (e.g. 1,0 for a smoke test)")
+    ap.add_argument("--presets", default="sincut,cut,fastcut", help="comma-separated: sincut, quick, cut, fastcut")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="ours at this precision (auto: bf16 where the device has fast bf16 kernels, else "
+                         "fp32); the side by side and 'ours' in the JSON use it")
+    ap.add_argument("--precisions", default="", metavar="LIST",
+                    help="also time each preset at these (e.g. fp32,bf16), for a table of one against the other")
+    ap.add_argument("--translate-sizes", default="1024x768,4096x3072", help="comma-separated WxH; '' for none")
+    add_json_option(ap, "latest")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--child-steps", help=argparse.SUPPRESS)
+    ap.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
 
     device = pick_device(args.device)
     if args.child:  # one preset of ours at one (resolved) precision, in its own interpreter
-        steps, warmup = map(int, args.child_steps.split(","))
-        r = time_ours(args.child, args.precision, device, steps, warmup, args.scratch, args.profile)
-        print(json.dumps(r))
+        steps, warmup = parse_steps(args.child_steps, "--child-steps")
+        print(json.dumps(time_ours(args.child, args.precision, device, steps, warmup, args.scratch, args.profile)))
         return
-    steps, warmup = QUICK_STEPS if args.quick else FULL_STEPS
-    if args.steps:
-        steps, warmup = map(int, args.steps.split(","))
-    presets = [p for p in args.presets.split(",") if p]
+    exact = parse_steps(args.steps)
+    steps, warmup = exact or (QUICK_STEPS if args.quick else FULL_STEPS)
+    presets = comma_list(args.presets)
+    sizes = parse_sizes(args.translate_sizes, "--translate-sizes")
     reference = resolve_precision(args.precision, device)
     precisions = precisions_to_time(reference, args.precisions, device)
     machine = {**describe(device), "quick": args.quick}
-    t_start = time.perf_counter()
+    started = time.perf_counter()
     result: dict = {"machine": machine, "steps": {"timed": steps, "warmup": warmup},
                     "precision": {"requested": args.precision, "reference": reference, "timed": precisions},
                     "peak_gflops": peak_gflops(device, args.quick), "ours": {}, "by_precision": {}, "official": {},
@@ -374,7 +315,7 @@ def main() -> None:
             if args.official is not None and preset in PAPER_MODES:
                 result["official"][preset] = run_official(args.official.expanduser().resolve(), preset, steps, warmup,
                                                           Path(scratch), profile_dir)
-            ours_steps = timed_steps(preset, steps, exact=bool(args.steps))
+            ours_steps = timed_steps(preset, steps, exact=exact is not None)
             runs = {p: run_ours(preset, p, args.device, ours_steps, warmup, Path(scratch), profile_dir)
                     for p in precisions}
             add_floors(runs, result["peak_gflops"])
@@ -384,15 +325,11 @@ def main() -> None:
                   + (f"; paper's code {result['official'][preset]['sec_per_iter_median']:.2f} s/step"
                      if preset in result["official"] else ""), flush=True)
     result["sampler_patches_per_second"] = sampler_throughput(device, 5 if args.quick else 20)
-    for size in [s for s in args.translate_sizes.split(",") if s]:
-        w, h = map(int, size.lower().split("x"))
+    for w, h in sizes:
         result["translate"][f"{w}x{h}"] = translate_cost(args.device, h, w, 1 if args.quick else 3)
-    machine["load_average_at_end"] = os.getloadavg()[0]
-    machine["wall_s"] = time.perf_counter() - t_start
+    record_end(machine, started)
     print_table(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, result)
-    print(f"wrote {args.json} ({machine['wall_s']:.0f} s)")
+    save_result(args.json, result, note=f"{machine['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -28,17 +28,13 @@ order Trainer.step runs them:
 Each phase is the median over the timed steps, split by whether R1 ran; the whole step is ((K - 1) x the
 median step without R1 + the median step with R1) / K for lazy R1 every K steps, so the timed steps cover
 whole R1 periods (default 32 after 2 warm-up steps: two periods of the quick recipe's 16). GFLOP per step
-counts convolutions and matmuls over one R1 period the same way (benchmarks/flop_count.py). CPUs are
+counts convolutions and matmuls over one R1 period the same way (benchmarks/harness/flops.py). CPUs are
 synchronous; on CUDA each phase ends with a synchronize. Everything runs in one process, one
 configuration after the other, so figures drift together with the machine; compare within one run.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import math
-import os
 import statistics
 import sys
 import tempfile
@@ -46,16 +42,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from flop_count import CountFlops  # noqa: E402
-from quality import write_json  # noqa: E402
-from machine import describe, sync  # noqa: E402
-from run import inputs_for  # noqa: E402
+from benchmarks.harness.args import add_json_option, comma_list, parse_sizes, parse_steps, parser  # noqa: E402
+from benchmarks.harness.machine import describe, record_end  # noqa: E402
+from benchmarks.harness.pairs import inputs_for  # noqa: E402
+from benchmarks.harness.report import machine_line, markdown_table, save_result  # noqa: E402
+from benchmarks.harness.steps import (  # noqa: E402
+    build_trainer, r1_period, step_gflop, time_steps, training_config, whole_r1_periods)
 from sincut.config import TrainConfig, make_config  # noqa: E402
 from sincut.data.images import fit_within, save_image, tensor_to_rgb  # noqa: E402
 from sincut.errors import UserError  # noqa: E402
@@ -66,126 +63,10 @@ from sincut.training.checkpoint import save_best_checkpoint  # noqa: E402
 from sincut.training.distributed import unwrap  # noqa: E402
 from sincut.training.loop import EVAL_SOURCE_PIXELS, EVAL_TARGET_PIXELS  # noqa: E402
 from sincut.training.run_dir import write_preview  # noqa: E402
-from sincut.training.schedule import ema_beta, steps_for_budget, update_average, with_concrete_steps  # noqa: E402
-from sincut.training.trainer import Trainer, check_device_support, make_data  # noqa: E402
+from sincut.training.schedule import steps_for_budget  # noqa: E402
+from sincut.training.trainer import Trainer  # noqa: E402
 
-PHASES = ("sampler", "G forward", "D step", "G+F step", "EMA", "total")
-# A preset sized by --minutes (quick) has no step count until a run sizes it; the lr schedule needs one.
-# Its value changes only the lr, not what a step costs.
-UNSIZED_PRESET_STEPS = 1000
 FULL_STEPS, QUICK_STEPS = (32, 2), (16, 1)  # (timed, warm-up), before rounding to whole R1 periods
-
-
-def training_config(preset: str, precision: str, **overrides) -> TrainConfig:
-    """The preset's recipe at `precision` (already resolved: fp32 or bf16) with `overrides`; a preset
-    sized by --minutes gets UNSIZED_PRESET_STEPS so its lr schedule is defined."""
-    config = make_config(preset, precision=precision, **overrides)
-    if config.steps is None and config.epochs is None:
-        config = make_config(preset, precision=precision, steps=UNSIZED_PRESET_STEPS, **overrides)
-    return config
-
-
-def build_trainer(config: TrainConfig, source: Path, target: Path, device: torch.device) -> Trainer:
-    """What `sincut train` builds: the data (patch sampler or folders) and the trainer, refused where
-    train refuses the precision (bf16 on a CPU without bf16 kernels)."""
-    check_device_support(config, device)
-    data = make_data(config, source, target, device)
-    return Trainer.build(with_concrete_steps(config, data), data, device)
-
-
-def r1_period(config: TrainConfig) -> int:
-    """K for lazy R1 every K steps; 1 when R1 runs on every step or not at all."""
-    return config.r1_every if config.r1_gamma > 0 else 1
-
-
-def whole_r1_periods(config: TrainConfig, timed: int) -> int:
-    """At least `timed` steps and at least two whole R1 periods, so the average holds R1 in proportion."""
-    period = r1_period(config)
-    return timed if period == 1 else period * max(2, math.ceil(timed / period))
-
-
-@dataclasses.dataclass
-class StepTimes:
-    """Seconds of each phase of each timed step, and whether R1 ran on it."""
-
-    r1_every: int
-    phases: dict[str, list[float]] = dataclasses.field(default_factory=lambda: {p: [] for p in PHASES})
-    with_r1: list[bool] = dataclasses.field(default_factory=list)
-
-    def per_step(self) -> dict[str, float | bool | None]:
-        """Each phase's median over the timed steps, averaged over an R1 period: ((K - 1) x the median
-        without R1 + the median with R1) / K; 'R1' is the D step's difference over K (None where it
-        cannot be told apart: R1 on every step, or not in the timed steps: then 'r1_covered' is False)."""
-        k = self.r1_every
-        plain = [i for i, r1 in enumerate(self.with_r1) if not r1]
-        lazy = [i for i, r1 in enumerate(self.with_r1) if r1]
-        covered = k == 1 or (bool(plain) and bool(lazy))
-        out: dict[str, float | bool | None] = {"r1_covered": covered, "R1": None}
-        for phase, values in self.phases.items():
-            if k > 1 and covered:
-                without = statistics.median(values[i] for i in plain)
-                with_r1 = statistics.median(values[i] for i in lazy)
-                out[phase] = ((k - 1) * without + with_r1) / k
-                if phase == "D step":
-                    out["D step without R1"] = without
-                    out["R1"] = (with_r1 - without) / k
-            else:
-                out[phase] = statistics.median(values) if values else 0.0
-        out.setdefault("D step without R1", None)
-        return out
-
-
-def time_steps(trainer: Trainer, timed: int, warmup: int, device: torch.device) -> StepTimes:
-    """Trainer.step's phases, each timed: steps 0..warmup-1 untimed (step 0 runs R1, so R1's first
-    call is warmed up too), then `timed` steps."""
-    config = trainer.config
-    times = StepTimes(r1_period(config))
-    for i in range(warmup + timed):
-        sync(device)
-        t0 = time.perf_counter()
-        trainer.set_lr(i)
-        src, tgt = trainer.sample(i)
-        sync(device)
-        t1 = time.perf_counter()
-        fwd = trainer.forward(src, tgt)
-        sync(device)
-        t2 = time.perf_counter()
-        trainer.discriminator_step(fwd, i)
-        sync(device)
-        t3 = time.perf_counter()
-        trainer.generator_step(fwd)
-        sync(device)
-        t4 = time.perf_counter()
-        if trainer.G_average is not None:
-            update_average(trainer.G_average, unwrap(trainer.G), ema_beta(i + 1, config.ema_halflife))
-        sync(device)
-        t5 = time.perf_counter()
-        if i >= warmup:
-            for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t0)):
-                times.phases[phase].append(seconds)
-            times.with_r1.append(config.r1_gamma > 0 and i % config.r1_every == 0)
-    return times
-
-
-def step_gflop(trainer: Trainer) -> dict:
-    """GFLOPs of one step averaged over an R1 period (step 0 runs R1; step 1 does not when it is lazy),
-    in total, by op and by the precision each kernel ran in. Takes real steps: call after timing."""
-    period = r1_period(trainer.config)
-    counts = []
-    for step in ([0] if period == 1 else [0, 1]):
-        counter = CountFlops()
-        with counter:
-            trainer.step(step)
-        counts.append(counter)
-    weights = [1.0] if period == 1 else [1 / period, (period - 1) / period]
-
-    def averaged(key: str) -> dict[str, float]:
-        names = {name for c in counts for name in getattr(c, key)}
-        return {n: sum(w * getattr(c, key).get(n, 0) for w, c in zip(weights, counts)) / 1e9 for n in sorted(names)}
-
-    by_op = averaged("by_op")
-    return {"gflop": sum(by_op.values()), "gflop_by_op": by_op, "gflop_by_precision": averaged("by_precision"),
-            "gflop_r1_step": counts[0].total / 1e9, "gflop_plain_step": counts[-1].total / 1e9}
 
 
 def time_evaluations(trainer: Trainer, repeats: int, run: Path) -> dict:
@@ -254,56 +135,50 @@ def ms(seconds: float | None) -> str:
 
 
 def print_table(result: dict) -> None:
-    m = result["machine"]
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["cpu_flags"].items())
-    print(f"\n{m['device']} ({flags}), torch {m['torch']}, {m['threads']} threads, {m['date']}")
+    """The markdown table docs/benchmarks.md shows, under the machine's line."""
+    print(f"\n{machine_line(result['machine'])}")
     print(f"preset {result['preset']}; ms per step, medians over the timed steps. D step: without R1; R1: its "
           "share per step (in D where it runs every step); step: the whole step over an R1 period; evaluations: "
           "their share per step at the preset's cadence; eval each: one evaluation and a new best's files\n")
     head = ["ngf x ndf", "precision", "sampler", "G forward", "D step", "R1", "G+F step", "EMA", "step",
             "evaluations", "step + eval", "eval each (s)", "GFLOP", "steps in budget"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
+    rows = []
     for r in result["rows"]:
         s = r["seconds"]
         d_step = s["D step without R1"] if s["D step without R1"] is not None else s["D step"]
         r1 = ms(s["R1"]) if s["R1"] is not None else ("in D" if r["r1_every"] == 1 else "not timed")
         steps = r["cadence"]["steps"]
-        cells = [f"{r['ngf']}x{r['ndf']}", r["precision"], ms(s["sampler"]), ms(s["G forward"]), ms(d_step), r1,
-                 ms(s["G+F step"]), ms(s["EMA"]), ms(s["total"]), ms(r["evaluation_share_s"]),
-                 ms(r["step_with_evaluations_s"]), f"{r['evaluation_s'] + r['new_best_s']:.2f}", f"{r['gflop']:.1f}",
-                 f"{steps:,}" if steps else "-"]
-        print("| " + " | ".join(cells) + " |")
+        rows.append([f"{r['ngf']}x{r['ndf']}", r["precision"], ms(s["sampler"]), ms(s["G forward"]), ms(d_step), r1,
+                     ms(s["G+F step"]), ms(s["EMA"]), ms(s["total"]), ms(r["evaluation_share_s"]),
+                     ms(r["step_with_evaluations_s"]), f"{r['evaluation_s'] + r['new_best_s']:.2f}",
+                     f"{r['gflop']:.1f}", f"{steps:,}" if steps else "-"])
+    print(markdown_table(head, rows))
     for note in result["skipped"]:
         print(f"skipped: {note}")
 
 
-def parse_widths(text: str) -> list[tuple[int, int]]:
-    return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",") if item]  # type: ignore
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="quick")
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, auto")
-    parser.add_argument("--widths", default="2x4,4x4,8x4,2x8,2x16",
-                        help="ngf x ndf pairs besides the preset's own (always first): by default the quick "
-                             "recipe's neighbours; '' for the preset's own only")
-    parser.add_argument("--steps", metavar="TIMED,WARMUP",
-                        help="exact step counts, not rounded to whole R1 periods (e.g. 4,1 for a smoke test)")
-    parser.add_argument("--quick", action="store_true",
-                        help="16 timed steps after 1 warm-up; 1 evaluation, its first-call costs included")
-    parser.add_argument("--evaluations", type=int, help="evaluations timed per configuration (default 3, --quick 1)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "step_profile.json")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--preset", default="quick")
+    ap.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, auto")
+    ap.add_argument("--widths", default="2x4,4x4,8x4,2x8,2x16",
+                    help="ngf x ndf pairs besides the preset's own (always first): by default the quick "
+                         "recipe's neighbours; '' for the preset's own only")
+    ap.add_argument("--steps", metavar="TIMED,WARMUP",
+                    help="exact step counts, not rounded to whole R1 periods (e.g. 4,1 for a smoke test)")
+    ap.add_argument("--quick", action="store_true",
+                    help="16 timed steps after 1 warm-up; 1 evaluation, its first-call costs included")
+    ap.add_argument("--evaluations", type=int, help="evaluations timed per configuration (default 3, --quick 1)")
+    ap.add_argument("--device", default="auto")
+    add_json_option(ap, "step_profile")
+    args = ap.parse_args()
 
     device = pick_device(args.device)
-    steps = tuple(map(int, args.steps.split(","))) if args.steps else None
+    steps = parse_steps(args.steps)
     evaluations = max(1, args.evaluations or (1 if args.quick else 3))
     base = make_config(args.preset)
-    widths = list(dict.fromkeys([(base.ngf, base.ndf), *parse_widths(args.widths)]))
-    precisions = list(dict.fromkeys(resolve_precision(p, device) for p in args.precisions.split(",") if p))
+    widths = list(dict.fromkeys([(base.ngf, base.ndf), *parse_sizes(args.widths, "--widths")]))
+    precisions = list(dict.fromkeys(resolve_precision(p, device) for p in comma_list(args.precisions)))
     started = time.perf_counter()
     result: dict = {"machine": describe(device), "preset": args.preset, "rows": [], "skipped": []}
     with tempfile.TemporaryDirectory() as scratch:
@@ -317,12 +192,9 @@ def main() -> None:
                     continue
                 result["rows"].append(row)
                 print(f"{ngf}x{ndf} {precision}: {row['seconds']['total'] * 1000:.1f} ms/step", flush=True)
-    result["machine"]["load_average_at_end"] = os.getloadavg()[0]
-    result["machine"]["wall_s"] = time.perf_counter() - started
+    record_end(result["machine"], started)
     print_table(result)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.json, result)
-    print(f"wrote {args.json} ({result['machine']['wall_s']:.0f} s)")
+    save_result(args.json, result, note=f"{result['machine']['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

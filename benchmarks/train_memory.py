@@ -13,65 +13,53 @@ takes minutes (about 25 minutes on a 2-core AVX2 EPYC at 24 megapixels).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "samples" / "photo_montStMichel.jpg"
-PAINTING = ROOT / "samples" / "painting_vincent_van_gogh_village_street_in_auver.jpg"
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
+
+from PIL import Image  # noqa: E402
+
+from benchmarks.harness.args import add_json_option, parse_size, parser  # noqa: E402
+from benchmarks.harness.machine import describe  # noqa: E402
+from benchmarks.harness.paths import SAMPLE_PAINTING, SAMPLE_PHOTO  # noqa: E402
+from benchmarks.harness.report import markdown_table, save_result  # noqa: E402
+from benchmarks.harness.timing import run_to_end  # noqa: E402
+from benchmarks.harness.training_runs import train_command  # noqa: E402
+
 DEFAULT_RUNS = ["--steps 2 --crop-size 32 --batch-size 4", "--steps 2", "--preset quick --steps 16"]
 
 
-def peak_of(argv: list[str]) -> tuple[int, float, float]:
-    """(exit code, peak RSS in GiB, seconds) of one command run to its end."""
-    t0 = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, usage.ru_maxrss / 2**20, time.perf_counter() - t0  # ru_maxrss is in KiB
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="6000x4000", help="SOURCE size, WIDTHxHEIGHT")
-    parser.add_argument("--runs", action="append", help="sincut train options of one run (repeatable)")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "train_memory.json")
-    args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    ap = parser(__doc__)
+    ap.add_argument("--size", default="6000x4000", help="SOURCE size, WIDTHxHEIGHT")
+    ap.add_argument("--runs", action="append", help="sincut train options of one run (repeatable)")
+    add_json_option(ap, "train_memory")
+    args = ap.parse_args()
+    width, height = parse_size(args.size, "--size")
     rows = []
     with tempfile.TemporaryDirectory() as work:
         source = Path(work) / f"photo_{width}x{height}.jpg"
-        Image.open(PHOTO).convert("RGB").resize((width, height), Image.BICUBIC).save(source, quality=92)
+        Image.open(SAMPLE_PHOTO).convert("RGB").resize((width, height), Image.BICUBIC).save(source, quality=92)
         for options in args.runs or DEFAULT_RUNS:
             run = Path(work) / f"run{len(rows)}"
-            argv = [sys.executable, "-m", "sincut", "train", str(source), str(PAINTING), "--out", str(run),
-                    "--device", "cpu", *shlex.split(options)]
-            code, peak, seconds = peak_of(argv)
+            code, seconds, peak = run_to_end(train_command(source, SAMPLE_PAINTING, run, shlex.split(options)))
             full_size = (run / "result.png").exists() and Image.open(run / "result.png").size == (width, height)
             rows.append({"options": options, "exit_code": code, "peak_rss_gib": round(peak, 3),
                          "seconds": round(seconds, 1), "result_full_size": full_size})
-            print(f"{options:45s} exit {code}  peak {peak:.2f} GiB  {seconds:7.1f} s  full-size result: {full_size}",
-                  flush=True)
-    report = {"size": args.size, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "runs": rows}
-    try:
-        import torch
-        report["torch"] = torch.__version__
-    except ImportError:
-        pass
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+            print(f"{options}: exit {code}, peak {peak:.2f} GiB, {seconds:.1f} s, full-size result: {full_size}",
+                  file=sys.stderr, flush=True)
+    print(markdown_table(["`sincut train` options", "peak memory", "wall clock", "exit", "full-size result"],
+                         [[f"`{r['options']}`", f"{r['peak_rss_gib']:.2f} GiB", f"{r['seconds'] / 60:.1f} min",
+                           r["exit_code"], "yes" if r["result_full_size"] else "no"] for r in rows]))
+    machine = describe()
+    # "cpus", "python", "date" and "torch" stand at the top as well, where this file's earlier readers look
+    save_result(args.json, {"size": args.size, "machine": machine, "cpus": machine["cores"],
+                            "python": machine["python"], "date": machine["date"], "torch": machine["torch"],
+                            "runs": rows})
 
 
 if __name__ == "__main__":

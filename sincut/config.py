@@ -134,6 +134,15 @@ class TrainConfig:
                                      min=0.0, group="advanced")
     patch_match_scales: tuple[int, ...] = _opt((1, 2, 4), "Downscale factors at which --lambda-patch-match "
                                                           "compares patches.", group="advanced")
+    identity_every: int = _opt(1, "The identity terms (PatchNCE on TARGET and the L1 identity) on every K-th step "
+                                  "only, scaled by K (lazy, as --r1-every): G skips its pass on TARGET patches "
+                                  "on the other steps; 1 = every step, as in the paper.", min=1, group="advanced")
+    lambda_local_gan: float = _opt(0.0, "Weight of a second, fine-scale discriminator's adversarial loss (sincut "
+                                        "networks): beside the patch D, a small critic scores every window of "
+                                        "about 24 px of a patch (one logit each), so G is asked for the "
+                                        "painting's marks where it has marks and its smooth paint where it is "
+                                        "smooth; trained with D (R1 covers both); 0 = off.",
+                                   min=0.0, group="advanced")
     lr: float = _opt(0.002, "Adam learning rate for G, D and F.", min=0.0,
                      group="paper", brief="Adam learning rate.")
     beta1: float = _opt(0.0, "Adam beta1.", min=0.0, max=1.0, group="advanced")
@@ -239,6 +248,9 @@ class TrainConfig:
         if self.colour_init != "none" and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--colour-init {self.colour_init} starts a residual generator from a colour transfer: "
                              "add --residual (with --generator stylegan2), or give --colour-init none")
+        if self.lambda_local_gan > 0 and self.discriminator != "stylegan2":
+            raise ValueError(f"--lambda-local-gan {self.lambda_local_gan} adds a fine-scale head to the sincut "
+                             "discriminator: give --discriminator stylegan2, or --lambda-local-gan 0")
         self._check_patch_scales("patch-swd-scales", self.patch_swd_scales, self.lambda_patch_swd)
         self._check_patch_scales("patch-match-scales", self.patch_match_scales, self.lambda_patch_match)
         if self.epochs is not None and self.preset not in DATASET_PRESETS:

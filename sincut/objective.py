@@ -147,6 +147,7 @@ class Forward:
     source_feats: list[Tensor]  # encoder features of the real inputs, from the same G pass
     target_feats: list[Tensor]
     flipped: bool = False  # flip-equivariance: G saw the inputs mirrored
+    with_identity: bool = True  # G ran on TARGET too (False on the steps --identity-every skips)
 
 
 class Objective:
@@ -169,7 +170,8 @@ class Objective:
                  r1_gamma: float, r1_every: int = 1, gan_mode: str = "nonsaturating",
                  flip_equivariance: bool = False, generator: torch.Generator | None = None,
                  lambda_patch_swd: float = 0.0, patch_swd_scales: tuple[int, ...] = (1, 2),
-                 lambda_patch_match: float = 0.0, patch_match_scales: tuple[int, ...] = (1, 2, 4)) -> None:
+                 lambda_patch_match: float = 0.0, patch_match_scales: tuple[int, ...] = (1, 2, 4),
+                 identity_every: int = 1, lambda_local_gan: float = 0.0) -> None:
         self.G, self.D, self.F = G, D, F_head
         self.G_net: Generator = without_ddp(G)
         self.D_net: Discriminator = without_ddp(D)
@@ -193,6 +195,10 @@ class Objective:
         self.patch_swd_scales = tuple(patch_swd_scales)
         self.lambda_patch_match = lambda_patch_match
         self.patch_match_scales = tuple(patch_match_scales)
+        self.identity_every = identity_every
+        self.lambda_local_gan = lambda_local_gan
+        if lambda_local_gan > 0 and getattr(self.D_net, "local", None) is None:
+            raise ValueError("lambda_local_gan needs a discriminator with a local head (local_ndf > 0)")
         # Run G on source and target, G's encoder on fake and identity, and D on fakes and reals as
         # separate passes instead of one batch each: the same numbers, and faster on CPUs, where oneDNN's
         # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
@@ -212,11 +218,17 @@ class Objective:
             gan_mode=config.gan_mode, flip_equivariance=config.flip_equivariance, generator=generator,
             lambda_patch_swd=config.lambda_patch_swd, patch_swd_scales=config.patch_swd_scales,
             lambda_patch_match=config.lambda_patch_match, patch_match_scales=config.patch_match_scales,
+            identity_every=config.identity_every, lambda_local_gan=config.lambda_local_gan,
         )
 
-    def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None) -> Forward:
-        """`flipped` forces the flip-equivariance draw (the golden-step tests replay the paper's)."""
-        needs_target = self.nce_identity or self.lambda_identity > 0
+    def identity_step(self, step: int) -> bool:
+        """Whether step `step` has the identity terms: every step, or every identity_every-th (lazy)."""
+        return (self.nce_identity or self.lambda_identity > 0) and step % self.identity_every == 0
+
+    def forward(self, source: Tensor, target: Tensor, flipped: bool | None = None, step: int = 0) -> Forward:
+        """`flipped` forces the flip-equivariance draw (the golden-step tests replay the paper's). On a
+        step without the identity terms (--identity-every) G runs on SOURCE only."""
+        needs_target = self.identity_step(step)
         if flipped is None:
             flipped = self.flip_equivariance and bool(torch.rand((), device=source.device, generator=self.rng) < 0.5)
         inputs = [source, target] if needs_target else [source]
@@ -239,29 +251,42 @@ class Objective:
                             **rows)
         sizes = [source.shape[0], out.shape[0] - source.shape[0]]  # split, not slices: one backward copy
         (fake, identity), halves = out.split(sizes), [f.split(sizes) for f in feats]
-        return Forward(source, target, fake, identity, [h[0] for h in halves], [h[1] for h in halves], flipped)
+        return Forward(source, target, fake, identity, [h[0] for h in halves], [h[1] for h in halves], flipped,
+                       with_identity=needs_target)
 
     def discriminator_loss(self, fwd: Forward, step: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
         """GAN loss on detached fakes and reals, halved, plus R1. With r1_every = K > 1 (lazy R1, as in
-        StyleGAN2) the penalty is computed every K-th step only, scaled by K."""
+        StyleGAN2) the penalty is computed every K-th step only, scaled by K. With a local head
+        (--lambda-local-gan) its per-window loss joins, weighted, and R1 covers both heads."""
         with_r1 = self.r1_gamma > 0 and step % self.r1_every == 0
         real = fwd.target.detach().requires_grad_(with_r1)
+        fake = fwd.fake.detach()
         if self.separate_passes:
-            pred_fake, pred_real = self.D(fwd.fake.detach()), self.D(real)
+            pred_fake, pred_real = self.D(fake), self.D(real)
         else:
-            pred_fake, pred_real = self.D(torch.cat([fwd.fake.detach(), real])).split(
-                [fwd.fake.shape[0], real.shape[0]])
+            pred_fake, pred_real = self.D(torch.cat([fake, real])).split([fake.shape[0], real.shape[0]])
         loss_fake = gan_loss(pred_fake, False, self.gan_mode)
         loss_real = gan_loss(pred_real, True, self.gan_mode)
         parts = {"D_fake": loss_fake, "D_real": loss_real}
         loss = (loss_fake + loss_real) * 0.5
+        local_real = None
+        if self.lambda_local_gan > 0:
+            local_fake, local_real = self.D_net.local(torch.cat([fake, real])).split([fake.shape[0], real.shape[0]])
+            parts["D_local"] = (gan_loss(local_fake, False, self.gan_mode)
+                                + gan_loss(local_real, True, self.gan_mode)) * (0.5 * self.lambda_local_gan)
+            loss = loss + parts["D_local"]
         if with_r1:
             if torch.is_autocast_enabled(real.device.type) or self.D_compiled:
                 # Reduced precision would lose the penalty's small gradients, and compiled graphs have
                 # no double backward: R1 then gets its own float32 pass of the plain D on the reals.
                 with torch.autocast(real.device.type, enabled=False):
                     pred_real = self.D_plain(real.float())
-            parts["D_R1"] = r1_penalty(pred_real.float(), real, self.r1_gamma * self.r1_every)
+                    if local_real is not None:
+                        local_real = self.D_plain.local(real.float())
+            scored = pred_real.float()
+            if local_real is not None:  # the local head's score of a patch: its windows' mean logit
+                scored = scored + local_real.float().flatten(1).mean(dim=1, keepdim=True)
+            parts["D_R1"] = r1_penalty(scored, real, self.r1_gamma * self.r1_every)
             loss = loss + parts["D_R1"]
         return loss, parts
 
@@ -295,9 +320,15 @@ class Objective:
         if self.lambda_gan > 0:
             parts["G_GAN"] = gan_loss(self.D_net(fwd.fake), True, self.gan_mode) * self.lambda_gan
             loss = loss + parts["G_GAN"]
+        if self.lambda_local_gan > 0:
+            parts["G_local"] = gan_loss(self.D_net.local(fwd.fake), True, self.gan_mode) * self.lambda_local_gan
+            loss = loss + parts["G_local"]
+        # --identity-every K: the identity terms on every K-th step, scaled by K (lazy, as R1)
+        lazy = float(self.identity_every)
+        nce_identity = self.nce_identity and fwd.with_identity
         if self.lambda_nce > 0:
-            generated = [fwd.fake, fwd.identity] if self.nce_identity else [fwd.fake]
-            reals = [fwd.source, fwd.target] if self.nce_identity else [fwd.source]
+            generated = [fwd.fake, fwd.identity] if nce_identity else [fwd.fake]
+            reals = [fwd.source, fwd.target] if nce_identity else [fwd.source]
             queries = self._encode_each(generated)
             keys = [fwd.source_feats, fwd.target_feats][:len(generated)]
             if fwd.flipped:  # flip the queries back; the keys come from the unflipped real images
@@ -306,13 +337,15 @@ class Objective:
                     keys = self._encode_each(reals)
             nce = [self._nce(q, k) for q, k in zip(queries, keys)]
             parts["NCE"] = nce[0]
-            if self.nce_identity:
-                parts["NCE_Y"] = nce[1]
+            if nce_identity:
+                parts["NCE_Y"] = nce[1] * lazy if lazy != 1 else nce[1]
                 loss = loss + (parts["NCE"] + parts["NCE_Y"]) * 0.5
+            elif self.nce_identity:  # a lazy step without the identity pass: the same weight on NCE
+                loss = loss + parts["NCE"] * 0.5
             else:
                 loss = loss + parts["NCE"]
-        if self.lambda_identity > 0:
-            parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * self.lambda_identity
+        if self.lambda_identity > 0 and fwd.with_identity:
+            parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * (self.lambda_identity * lazy)
             loss = loss + parts["idt"]
         if self.lambda_patch_swd > 0:  # draws from the step's generator only when on: off leaves runs unchanged
             real = fwd.target.flip(3) if fwd.flipped else fwd.target  # the fakes' orientation

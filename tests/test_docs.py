@@ -7,7 +7,6 @@ import json
 import re
 import runpy
 import statistics
-import sys
 from pathlib import Path
 
 import click
@@ -17,8 +16,7 @@ from .conftest import ROOT
 
 from sincut.reference import UPDATE_COMMAND, reference_markdown
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import quality as quality_benchmark  # noqa: E402  (a script, as tests/test_quality_benchmark.py imports it)
+from benchmarks import quality as quality_benchmark
 
 USER_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 ALL_PAGES = [*USER_PAGES, ROOT / "CONTRIBUTING.md"]

@@ -123,7 +123,8 @@ def _private_names_used(path: Path) -> list[str]:
     return used
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").rglob("*.py")),
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_benchmarks_use_only_public_names(path: Path):
     assert _private_names_used(path) == []
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from .conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import quality as Q  # noqa: E402
+from benchmarks import quality as Q
+from benchmarks.harness.charts import band_of
+from benchmarks.harness.pairs import ALL_PAIRS, PAIRS
 
 
 def test_recipes_from_presets_names_and_json() -> None:
@@ -29,8 +26,8 @@ def test_bad_recipes_exit_2(names: str, extra: list[str]) -> None:
 
 
 def test_all_pairs_are_ten_distinct_combinations() -> None:
-    assert len(Q.ALL_PAIRS) == 10 and len(set(Q.ALL_PAIRS.values())) == 10
-    assert list(Q.ALL_PAIRS)[:4] == list(Q.PAIRS)
+    assert len(ALL_PAIRS) == 10 and len(set(ALL_PAIRS.values())) == 10
+    assert list(ALL_PAIRS)[:4] == list(PAIRS)
 
 
 def _figures(sifid: float, texture: float, ssim: float) -> dict:
@@ -53,7 +50,7 @@ def test_table_gives_median_range_and_ratio_to_the_better_transfer() -> None:
     assert rows["**quick**"][:3] == ["3", "100 (90-110)", "45.0 (40.0-60.0)"]
     assert rows["**quick**"][3] == "0.90 (0.80-1.20)"
     assert rows["photo"][3] == "2.40" and rows["reinhard"][3] == "1.60" and rows["pitie"][3] == "1.00"
-    xs, mid, lo, hi = Q.band_of(runs, "sifid", 50.0)
+    xs, mid, lo, hi = band_of(runs, "sifid", 50.0)
     assert xs == [1.0, 2.0] and mid == [1.8, 0.9] and lo == [1.8, 0.8] and hi == [1.8, 1.2]
 
 

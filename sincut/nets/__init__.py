@@ -28,7 +28,8 @@ def build_generator(config: Any) -> nn.Module:
 def build_discriminator(config: Any) -> nn.Module:
     if config.discriminator == "patchgan":
         return PatchGANDiscriminator(ndf=config.ndf, init_gain=config.init_gain)
-    return Discriminator(ndf=config.ndf, crop_size=config.crop_size)
+    return Discriminator(ndf=config.ndf, crop_size=config.crop_size,
+                         local=getattr(config, "lambda_local_gan", 0.0) > 0)
 
 
 def memory_format(net: nn.Module, device: torch.device) -> torch.memory_format:

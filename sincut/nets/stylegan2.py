@@ -178,15 +178,35 @@ def fine_detail(change: Tensor, sigma: float) -> Tensor:
                                                    border_type="reflect")
 
 
-class Discriminator(nn.Module):
-    """1x1 stem, antialiased downsampling res blocks to 4x4, a 3x3 conv, two equalised linear layers."""
+class LocalDiscriminator(nn.Module):
+    """A fine-scale critic: one logit per window of about LOCAL_FIELD px instead of one per patch.
 
-    def __init__(self, ndf: int = 8, crop_size: int = 64) -> None:
+    1x1 stem, two antialiased stride-2 3x3 convs, a 3x3 conv to one channel: a map of logits at 1/4 of
+    the input's resolution, each seeing a window about the size of a brush mark. The patch-level D judges
+    a patch's layout and palette; this one judges the marks in every window, so a painting that is smooth
+    in most windows asks for smooth paint there and one made of strokes asks for strokes."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(ConvLayer(3, width, 1), ConvLayer(width, 2 * width, 3, downsample=True),
+                                 ConvLayer(2 * width, 4 * width, 3, downsample=True),
+                                 ConvLayer(4 * width, 1, 3, activate=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Discriminator(nn.Module):
+    """1x1 stem, antialiased downsampling res blocks to 4x4, a 3x3 conv, two equalised linear layers;
+    optionally (local=True) a LocalDiscriminator beside it as `.local`, trained by the same optimiser."""
+
+    def __init__(self, ndf: int = 8, crop_size: int = 64, local: bool = False) -> None:
         super().__init__()
         ch = discriminator_widths(ndf)
         res = _table_resolution(crop_size)
         if res != crop_size:
             raise ValueError(f"the discriminator needs a power-of-two crop size, got {crop_size}")
+        self.local = LocalDiscriminator(ch[res]) if local else None
         blocks: list[nn.Module] = [ConvLayer(3, ch[res], 1)]
         while res > 4:
             blocks.append(ResBlock(ch[res], ch[res // 2], downsample=True))

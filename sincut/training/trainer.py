@@ -184,9 +184,9 @@ class Trainer:
         layout = memory_format(unwrap(self.G), src.device)  # G's layout: a conv's output follows its input
         return src.contiguous(memory_format=layout), tgt.contiguous(memory_format=layout)
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> Forward:
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, step: int = 0) -> Forward:
         with self.autocast():
-            return self.objective.forward(src, tgt)
+            return self.objective.forward(src, tgt, step=step)
 
     def discriminator_step(self, fwd: Forward, step: int = 0) -> dict[str, torch.Tensor]:
         self.D.requires_grad_(True)
@@ -208,7 +208,7 @@ class Trainer:
         """One training step as in the paper: G forward once, update D, then update G and F."""
         self.set_lr(step)
         src, tgt = self.sample(step)
-        fwd = self.forward(src, tgt)
+        fwd = self.forward(src, tgt, step)
         d_parts = self.discriminator_step(fwd, step)
         kill_point(f"step:{step + 1}:after-D")
         g_parts = self.generator_step(fwd)
