@@ -1,8 +1,8 @@
 """The import contracts of setup.cfg's [importlinter] sections hold: sincut's stages import only the stages
 below them (the CLI on top; config, errors, interrupt and progress on the ground), no cycle at any depth,
 training reaches the report only through the monitor, sincut never imports benchmarks/, and benchmarks/
-scripts stand on a harness layer. import-linter reads the source (nothing is imported); these tests skip
-where it is not installed (the test extra installs it)."""
+scripts stand on the harness, in its layers, never importing one another. import-linter reads the source
+(nothing is imported); these tests skip where it is not installed (the test extra installs it)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,15 @@ from importlinter.application.app_config import settings  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "setup.cfg"
 SINCUT_CONTRACTS = ("sincut-layers", "sincut-acyclic", "training-report", "sincut-benchmarks")
-BENCHMARK_CONTRACTS = ("benchmarks-layers", "benchmarks-acyclic")
+BENCHMARK_CONTRACTS = ("benchmarks-layers", "harness-layers", "benchmarks-acyclic")
 
 Import = tuple[str, str, int, str]  # importer, imported, line number, the line
 
 
 def script_imports(folder: Path) -> list[Import]:
-    """Imports of one benchmarks/ script by another by bare name (`from run import inputs_for`: each script
-    puts its folder on sys.path), at any depth of the file. grimp resolves only imports that name the
-    package, so these would be invisible to the contracts without being added to the graph."""
+    """Imports of one benchmarks/ script by another by bare name (`from run import inputs_for`), at any depth
+    of the file. They work when the script runs (Python puts its folder first on sys.path), but grimp
+    resolves only imports that name the package, so the contracts would not see them unless added."""
     scripts = {p.stem for p in folder.glob("*.py")}
     found = []
     for path in sorted(folder.glob("*.py")):
@@ -78,9 +78,6 @@ def test_sincut_keeps_its_import_contracts(lint):
     assert lint(SINCUT_CONTRACTS)
 
 
-@pytest.mark.xfail(strict=True, reason="benchmarks/ scripts still import one another (run.py <-> step_profile.py "
-                                       "is a cycle; most take write_json from quality.py) until issue 32 section 1 "
-                                       "moves what they share into the harness layer")
 def test_benchmarks_keep_their_import_contracts(lint):
     assert lint(BENCHMARK_CONTRACTS)
 
@@ -90,13 +87,16 @@ BREAKING = {  # imports each contract must refuse
     "cycle": [("sincut.nets.wrappers", "sincut.nets.stylegan2", 1, "from .stylegan2 import Generator"),
               ("sincut.nets.stylegan2", "sincut.nets.wrappers", 1, "from .wrappers import unwrap")],
     "report": [("sincut.training.loop", "sincut.evaluation.report", 1, "from ..evaluation.report import write_report")],
-    "benchmarks": [("sincut.config", "benchmarks.machine", 1, "from benchmarks.machine import describe")],
+    "benchmarks": [("sincut.config", "benchmarks.harness.machine", 1, "from benchmarks.harness.machine import x")],
+    "script imports script": [("benchmarks.ab", "benchmarks.run", 1, "from run import inputs_for")],
+    "harness imports script": [("benchmarks.harness.steps", "benchmarks.run", 1, "from ..run import inputs_for")],
+    "harness climbs": [("benchmarks.harness.paths", "benchmarks.harness.report", 1, "from .report import ROOT")],
 }
 
 
 @pytest.mark.parametrize("case", BREAKING)
 def test_the_contracts_can_fail(lint, case: str):
-    assert not lint(SINCUT_CONTRACTS, BREAKING[case])
+    assert not lint(SINCUT_CONTRACTS + BENCHMARK_CONTRACTS, BREAKING[case])
 
 
 def test_script_imports_are_found_at_any_depth(tmp_path: Path):
