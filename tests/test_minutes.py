@@ -17,7 +17,7 @@ from sincut.evaluation.monitor import RunMonitor
 from sincut.progress import SilentProgress
 from sincut.training import loop
 from sincut.training.minutes import MinutesSizer
-from sincut.training.run_dir import prepare_run_dir
+from sincut.run_folder import prepare_run_dir
 from sincut.training.schedule import recent_step_time, resize_every_seconds, steps_left_in_budget
 from sincut.training.trainer import Trainer, make_data
 

@@ -3,7 +3,7 @@
 `../shared/data/official_golden/<mode>.npz` holds the paper's weights (its state_dict keys), inputs,
 the patch ids its F drew, G's output and encoder features, D's outputs, every loss and every gradient
 (made by `../shared/tools/official/golden.py`, the paper's commit b3ac297). We load those weights
-through `sincut.training.official.to_our_state` -- the same mapping that reads the paper's checkpoints -- run
+through `sincut.official.to_our_state` -- the same mapping that reads the paper's checkpoints -- run
 our `Objective` with the same inputs and patch ids, and compare:
 
 - G's output, encoder features and D's outputs: |ours - theirs| <= 1e-5 + 1e-5 |theirs| elementwise
@@ -35,7 +35,7 @@ import torch
 from sincut.config import TrainConfig, make_config
 from sincut.objective import Objective
 from sincut.nets import ProjectionHead, build_discriminator, build_generator
-from sincut.training.official import our_key, to_our_state
+from sincut.official import our_key, to_our_state
 
 from .conftest import SHARED
 

@@ -25,7 +25,7 @@ import functools
 import pytest
 import torch
 
-from sincut.training.official import our_key
+from sincut.official import our_key
 
 from .test_official import MODES, build_nets, golden_config, group, load_golden, replaying_objective
 

@@ -182,7 +182,7 @@ def test_non_finite_loss_stops_with_the_loss_and_step(tiny_pair, tmp_path: Path,
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_pair, tmp_path: Path, monkeypatch):
-    import sincut.training.checkpoint as ckpt
+    import sincut.run_folder as ckpt
 
     real_save = torch.save
     saves = {"n": 0}
@@ -273,3 +273,17 @@ def test_sigkill_mid_step_mid_checkpoint_and_mid_preview_always_leaves_a_resumab
     assert proc.returncode == 0, out
     assert not list(run.rglob("*.tmp"))
     assert_same_training_state(final_state(straight), final_state(run))
+
+
+def test_a_log_truncated_on_resume_keeps_its_lines_up_to_the_checkpoint_and_drops_a_torn_one(tmp_path: Path):
+    """What resume does to log.jsonl and metrics.jsonl: the lines past the checkpoint (the dead process
+    wrote them) go, and a line it was writing when it died goes too, instead of stopping the resume."""
+    from sincut.run_folder import read_jsonl, truncate_jsonl
+
+    log = tmp_path / "log.jsonl"
+    lines = [json.dumps({"step": s, "lr": 0.002 / s, "G": 1 / 3}) for s in (1, 2, 3, 4)]
+    log.write_text("\n".join(lines) + '\n{"step": 5, "l', encoding="utf-8")
+    kept = truncate_jsonl(log, 3)
+    assert [r["step"] for r in kept] == [1, 2, 3] and read_jsonl(log) == kept
+    assert log.read_text(encoding="utf-8") == "".join(line + "\n" for line in lines[:3])  # byte for byte
+    assert truncate_jsonl(tmp_path / "metrics.jsonl", 3) == [] and not (tmp_path / "metrics.jsonl").exists()

@@ -54,6 +54,7 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     from rich.console import Console
 
     from ..progress import RichProgress, summary_table
+    from ..run_folder import REPORT_HTML, best_checkpoint
     from ..training.loop import resume, train
     from ..inference.device import pick_device
 
@@ -70,9 +71,9 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     console.print(summary_table([
         ("translated source", str(result.result_image)),
         ("preview", str(result.preview_image)),
-        ("report", str(out / "report.html")),
+        ("report", str(out / REPORT_HTML)),
         ("checkpoint", str(result.checkpoint)),
-        ("best checkpoint", str(best) if (best := out / "checkpoints" / "best.pt").is_file()
+        ("best checkpoint", str(best) if (best := best_checkpoint(out)) is not None
          else "none yet (no evaluation met --select-min-ssim); translate uses the latest"),
         ("steps this session", f"{result.steps:,}"),
         ("time", f"{int(minutes)} min {seconds:.0f} s"),
@@ -118,15 +119,16 @@ def train(source: Path, target: Path, out: Path, device: str, preset: str | None
 @config_options(resuming=True)
 @click.option("--restart-lr", is_flag=True,
               help="With a new --steps: follow the new schedule even where its lr is higher than the run's now "
-                   "(default: the lr never rises; it holds until the new schedule falls below it).")
+                   "(default: the lr never rises; it holds until the new schedule falls below it).",
+              cls=ListedOption, brief="Let a new --steps schedule raise the lr.")
 def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overrides: Any) -> None:
     """Continue RUN from its newest checkpoint, with its saved recipe.
 
     --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
     back up unless --restart-lr); the bookkeeping options and how the run executes (--precision,
-    --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. A run
-    killed before its first checkpoint restarts from step 0. On the CPU a resumed run ends with the same
-    weights, bit for bit, as one that never stopped.
+    --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. An option
+    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0. On the
+    CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
     """
     _run_training(None, None, None, run, device, {**overrides, "preset": preset, "restart_lr": restart_lr})
 
@@ -413,6 +415,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     GPU: the paper's recipe, its schedule sized to 5 minutes.
     """
     from ..inference.device import pick_device
+    from ..run_folder import CONFIG_FILE
 
     samples = _samples_dir()
     dev = pick_device(device)
@@ -425,7 +428,7 @@ def demo(out: Path, minutes: float | None, steps: int | None, overwrite: bool, d
     click.echo(f"The demo trains the {preset} recipe for {length} on the {dev.type}. A longer run of your own: "
                f"sincut train {samples / SAMPLE_SOURCE} {samples / SAMPLE_TARGET} --out runs/mine "
                f"--preset {preset} --minutes 30", err=True)
-    if overwrite and out.is_dir() and (out / "config.json").exists():
+    if overwrite and out.is_dir() and (out / CONFIG_FILE).exists():
         shutil.rmtree(out)
     extra = {} if steps is None else {"preview_every": max(1, steps // 4), "checkpoint_every": max(1, steps // 2)}
     config = build_config(preset, {"steps": steps, "minutes": minutes, **extra})

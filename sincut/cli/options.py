@@ -96,9 +96,10 @@ def _first_sentence(text: str) -> str:
 def config_options(func: Callable | None = None, *, resuming: bool = False) -> Callable:
     """One Click option per TrainConfig field; unset options leave the preset's (or run's) value alone.
 
-    train/batch: the one-screen --help lists the paper, bookkeeping and execution groups (brief lines);
-    --help-all lists all. resume: only what it may change is listed; the rest stay accepted but unlisted,
-    so passing one gets the one-line refusal of with_resume_overrides instead of Click's "no such option".
+    The one-screen --help lists the paper, bookkeeping and execution groups (brief lines); --help-all lists
+    all. resume lists only what it may change (in --help those of the same groups); the rest stay accepted
+    but unlisted, so passing one gets the one-line refusal of with_resume_overrides instead of Click's
+    "no such option".
     """
     if func is None:
         return functools.partial(config_options, resuming=resuming)
@@ -117,9 +118,10 @@ def config_options(func: Callable | None = None, *, resuming: bool = False) -> C
         if resuming:  # an option left out keeps the resumed run's value, not the preset's
             shown = "the run's"
         help_text = f"{f.metadata['help']}  [default: {shown}]"
-        listing = dict(cls=ListedOption, shown_default=str(shown),
+        # resume's one-screen --help says once, in its text, that a left-out option keeps the run's value
+        listing = dict(cls=ListedOption, shown_default="" if resuming else str(shown),
                        brief=f.metadata.get("brief") or _first_sentence(f.metadata["help"]),
-                       compact=resuming or field_group(f) in COMPACT_GROUPS,
+                       compact=field_group(f) in COMPACT_GROUPS,
                        listed=changeable_on_resume(f) or not resuming)
         if f.name == "keep_checkpoints":
             func = click.option(flag, "--keep", f.name, type=click.IntRange(lo, hi), default=None, metavar="N",

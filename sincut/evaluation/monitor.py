@@ -10,7 +10,6 @@ measured every time: about 0.2 s per evaluation on one CPU thread.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,19 +19,15 @@ from PIL import Image
 from torch import Tensor
 
 from ..config import TrainConfig
-from ..data.images import atomic_write, save_image
+from ..data.images import save_image
 from ..errors import UserError
 from ..progress import TrainingProgress
-from ..training.checkpoint import save_best_checkpoint
+from ..run_folder import BEST_IMAGE, METRICS_FILE, append_jsonl, save_best_checkpoint, truncate_jsonl
 from .inception import load_inception
 from .inception_metrics import SifidReference
 from .quality import Quality, StyleReference
-from ..training.run_dir import read_jsonl
 from .report import write_report
 from .selection import selection_key
-
-METRICS_FILE = "metrics.jsonl"
-BEST_IMAGE = "best.png"
 
 
 def check_selection_possible(config: TrainConfig) -> None:
@@ -62,12 +57,7 @@ class RunMonitor:
     def resume_from(self, step: int) -> None:
         """On resume: drop evaluations past the checkpoint (the dead process made them) and remember
         the best one so far, so best.pt is only replaced by a better evaluation."""
-        path = self.run / METRICS_FILE
-        if not path.exists():
-            return
-        kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-        atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
-        for record in kept:
+        for record in truncate_jsonl(self.run / METRICS_FILE, step):
             key = selection_key(record, self.config.select_by, self.config.select_min_ssim)
             if key is not None and (self.best_key is None or key < self.best_key):
                 self.best_key, self.best_step = key, record["step"]
@@ -96,8 +86,7 @@ class RunMonitor:
         now = time.perf_counter()
         record = {"step": step, **figures, "best": best, "eval_seconds": round(now - t0, 3),
                   "elapsed_seconds": round(now - self.started, 2)}
-        with open(self.run / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(self.run / METRICS_FILE, record)
         shown = {"style": quality.style_distance, "texture": quality.texture_distance, "ssim": quality.ssim,
                  "edges": quality.edge_correlation}
         if quality.sifid is not None:

@@ -13,7 +13,6 @@ import io
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,14 +20,13 @@ from PIL import Image, ImageDraw
 
 from ..data.images import atomic_write, fit_height, hstack, save_image
 from ..errors import UserError
-from ..training.run_dir import SOURCE_IMAGE, TARGET_IMAGE, read_jsonl
+from ..run_folder import (BEST_IMAGE, CONFIG_FILE, LATEST_IMAGE, LOG_FILE, METRICS_FILE, REPORT_HTML, REPORT_PNG,
+                          RESULT_IMAGE, SOURCE_IMAGE, TARGET_IMAGE, list_previews, read_jsonl)
 from .charts import Series, captioned, chart_font, line_chart
 
 
-REPORT_HTML, REPORT_PNG = "report.html", "report.png"
 HISTORY_TILES = 8       # previews shown in the history strip, spread over the run
 THUMB_HEIGHT = 320      # px of the embedded source / translation / target images
-_STEP_PREVIEW = re.compile(r"^step_(\d+)\.png$")
 
 
 @dataclass
@@ -42,17 +40,14 @@ class RunFiles:
     @classmethod
     def read(cls, run: str | os.PathLike) -> "RunFiles":
         run = Path(run)
-        if not (run / "config.json").is_file():
+        if not (run / CONFIG_FILE).is_file():
             raise UserError(f"{run}: not a sincut run directory (no config.json); pass the --out folder of "
                             "`sincut train`")
         try:
-            config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+            config = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{run / 'config.json'}: not valid JSON ({e}); the run directory is damaged") from None
-        folder = run / "previews"
-        found = folder.iterdir() if folder.is_dir() else []
-        previews = sorted((int(m.group(1)), p) for p in found if (m := _STEP_PREVIEW.match(p.name)))
-        return cls(run, config, read_jsonl(run / "log.jsonl"), read_jsonl(run / "metrics.jsonl"), previews)
+            raise UserError(f"{run / CONFIG_FILE}: not valid JSON ({e}); the run directory is damaged") from None
+        return cls(run, config, read_jsonl(run / LOG_FILE), read_jsonl(run / METRICS_FILE), list_previews(run))
 
     def image(self, name: str) -> Image.Image | None:
         path = self.run / name
@@ -134,7 +129,7 @@ def history_tiles(files: RunFiles, height: int) -> list[tuple[int, Image.Image]]
     if len(previews) > HISTORY_TILES:
         picks = sorted({round(i * (len(previews) - 1) / (HISTORY_TILES - 1)) for i in range(HISTORY_TILES)})
         previews = [previews[i] for i in picks]
-    source = files.image(SOURCE_IMAGE) or files.image("result.png")
+    source = files.image(SOURCE_IMAGE) or files.image(RESULT_IMAGE)
     tiles = []
     for step, path in previews:
         with Image.open(path) as sheet:
@@ -206,16 +201,16 @@ def selection_text(config: dict) -> str:
 def _result_images(files: RunFiles) -> list[tuple[str, str, Image.Image]]:
     """(caption, file name, image) for source, final translation (or the latest preview), best, target."""
     shown = []
-    for caption, name in (("source", SOURCE_IMAGE), ("translation (final)", "result.png")):
+    for caption, name in (("source", SOURCE_IMAGE), ("translation (final)", RESULT_IMAGE)):
         img = files.image(name)
         if img is not None:
             shown.append((caption, name, img))
-    if files.image("result.png") is None and files.image("latest.png") is not None:
-        shown = [("latest preview: source | translation | target", "latest.png", files.image("latest.png"))]
+    if files.image(RESULT_IMAGE) is None and files.image(LATEST_IMAGE) is not None:
+        shown = [("latest preview: source | translation | target", LATEST_IMAGE, files.image(LATEST_IMAGE))]
         return shown
     best = files.best
-    if best is not None and files.image("best.png") is not None and best["step"] != files.metrics[-1]["step"]:
-        shown.append((f"translation (best, step {best['step']:,})", "best.png", files.image("best.png")))
+    if best is not None and files.image(BEST_IMAGE) is not None and best["step"] != files.metrics[-1]["step"]:
+        shown.append((f"translation (best, step {best['step']:,})", BEST_IMAGE, files.image(BEST_IMAGE)))
     target = files.image(TARGET_IMAGE)
     if target is not None:
         shown.append(("target", TARGET_IMAGE, target))

@@ -9,8 +9,8 @@ import torch
 from ..config import TrainConfig
 from ..errors import UserError
 from ..nets import Generator, build_generator
-from ..training.checkpoint import load_checkpoint, resolve_checkpoint
-from ..training.official import is_official, load_official_generator
+from ..run_folder import load_checkpoint, resolve_checkpoint
+from ..official import is_official, load_official_generator
 
 
 def load_generator(model: str | os.PathLike, device: torch.device,

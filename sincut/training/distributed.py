@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..nets.wrappers import unwrap  # noqa: F401  (benchmarks/harness/steps.py and step_profile.py import it here)
+
 
 @dataclass(frozen=True)
 class World:
@@ -50,17 +52,6 @@ def wrap(module: nn.Module, world: World, device: torch.device) -> nn.Module:
         return module
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
-
-
-def without_ddp(module: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (still compiled, if it was)."""
-    return getattr(module, "module", module)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The plain network inside a DistributedDataParallel and/or torch.compile wrapper."""
-    module = without_ddp(module)
-    return getattr(module, "_orig_mod", module)
 
 
 def shutdown(world: World) -> None:

@@ -20,15 +20,18 @@ import torch
 from PIL import Image
 
 from ..config import TrainConfig
-from ..data.images import atomic_write, fit_within, save_image, tensor_to_rgb
+from ..data.images import fit_within, save_image, tensor_to_rgb
 from ..errors import TrainingFailed, TrainingStopped, UserError
 from ..interrupt import StopRequest
 from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
+from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, RESULT_IMAGE, RUN_FILE, is_run_dir, list_checkpoints,
+                          load_checkpoint, prepare_run_dir, preview_path, read_json, remove_partial_files,
+                          save_checkpoint, save_training_pair, truncate_jsonl, write_config, write_preview,
+                          write_run_info)
 from ..inference.tiles import DEFAULT_TILE
-from .checkpoint import list_checkpoints, load_checkpoint, remove_partial_files, save_checkpoint
-from .distributed import init_from_env, shutdown, unwrap
-from .run_dir import prepare_run_dir, read_json, save_inputs, truncate_log, write_preview
+from ..nets.wrappers import unwrap
+from .distributed import init_from_env, shutdown
 from .minutes import MinutesSizer
 from .schedule import UNSIZED_STEPS, with_concrete_steps
 from .trainer import Trainer, check_device_support, make_data, out_of_memory_is_one_line, with_device_precision
@@ -71,9 +74,8 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
             config = with_concrete_steps(config, data)
             run = prepare_run_dir(out) if world.is_main else Path(out)
             if world.is_main:
-                inputs = {"source": str(Path(source_path).resolve()), "target": str(Path(target_path).resolve())}
-                atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
-                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+                write_run_info(run, source_path, target_path)
+                write_config(run, config)
             trainer = Trainer.build(config, data, device, world)
             if announce:
                 progress.note(announce)
@@ -93,7 +95,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
     overrides = dict(overrides or {})
     restart_lr = bool(overrides.pop("restart_lr", False))
     run = Path(run_dir)
-    if not (run / "config.json").is_file() or not (run / "run.json").is_file():
+    if not is_run_dir(run):
         raise UserError(f"{run}: not a sincut run directory (no config.json/run.json); "
                         "start one with `sincut train SOURCE TARGET --out RUN`")
     world, device = init_from_env(device)
@@ -103,7 +105,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             remove_partial_files(run)
         found = list_checkpoints(run)
         state = load_checkpoint(found[-1]) if found else None
-        saved = TrainConfig.from_dict(state["config"] if state else read_json(run / "config.json"))
+        saved = TrainConfig.from_dict(state["config"] if state else read_json(run / CONFIG_FILE))
         try:
             config = saved.with_resume_overrides(overrides)
         except ValueError as e:
@@ -115,7 +117,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
                             f"pass --steps N with N > {start} to train longer")
         check_device_support(config, device)
         check_selection_possible(config)
-        inputs = read_json(run / "run.json")
+        inputs = read_json(run / RUN_FILE)
         with out_of_memory_is_one_line(inputs["source"], config):
             data = make_data(config, inputs["source"], inputs["target"], device, world, progress)
             trainer = Trainer.build(config, data, device, world)
@@ -127,8 +129,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
                                     f"({str(e).splitlines()[0][:160]})") from None
                 _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
             if world.is_main:
-                truncate_log(run / "log.jsonl", start)
-                atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+                truncate_jsonl(run / LOG_FILE, start)
+                write_config(run, config)
             return _fit(trainer, run, start, progress)
     finally:
         shutdown(world)
@@ -201,14 +203,14 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         return full_size[step]
 
     if main:
-        save_inputs(run, source, target)  # the report shows them; the run folder stands on its own
+        save_training_pair(run, source, target)  # the report shows them; the run folder stands on its own
         monitor = RunMonitor(run, config, source, target, progress, started,  # metrics.jsonl, best.pt
                              full_translation if full_rgb is not None else None)
         monitor.resume_from(start)
 
     def preview(step: int, translated: torch.Tensor) -> Path:
-        write_preview(run / "previews" / f"step_{step:07d}.png", source, translated, target)
-        return write_preview(run / "latest.png", source, translated, target)
+        write_preview(preview_path(run, step), source, translated, target)
+        return write_preview(run / LATEST_IMAGE, source, translated, target)
 
     losses: dict[str, float] = {}
     progress.start(None if sizer is not None else config.steps, start)
@@ -216,7 +218,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         t0 = clock()
         monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
         sizer.seconds_per_eval = clock() - t0
-    log_path = run / "log.jsonl" if main else Path(os.devnull)
+    log_path = run / LOG_FILE if main else Path(os.devnull)
     with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
         try:
             step = start
@@ -268,16 +270,16 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         return TrainResult(run, run, run, run, config.steps - start, clock() - t_start, losses)
     ckpt = save_checkpoint(run, config.steps, trainer.state(), keep=config.keep_checkpoints)
     translated = trainer.translate(source)
-    preview_path = preview(config.steps, translated)
+    latest = preview(config.steps, translated)
     monitor.evaluate(config.steps, translated, trainer.state)
     if full_rgb is None:
-        result = save_image(translated, run / "result.png")
+        result = save_image(translated, run / RESULT_IMAGE)
     else:
-        result = save_image(Image.fromarray(full_translation(config.steps), "RGB"), run / "result.png")
+        result = save_image(Image.fromarray(full_translation(config.steps), "RGB"), run / RESULT_IMAGE)
     monitor.write_report()
     if getattr(trainer.data, "bad_files", None):
         progress.note(f"{len(trainer.data.bad_files)} unreadable file(s) were skipped (listed above)")
-    return TrainResult(run, ckpt, result, preview_path, config.steps - start, clock() - t_start, losses)
+    return TrainResult(run, ckpt, result, latest, config.steps - start, clock() - t_start, losses)
 
 
 def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: torch.device,
@@ -287,8 +289,8 @@ def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: t
     with our loop. Its recipe comes from `train_opt.txt` (else from the weights and `preset`); the step
     is `epoch` (default: the file's epoch number, 0 for `latest`) x steps per epoch. Adam's moments are
     not in the paper's checkpoints: the optimisers start fresh."""
-    from .official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
-                           with_widths_of)
+    from ..official import (dataroot_inputs, find_official, load_official_state, official_config, to_our_state,
+                            with_widths_of)
 
     ckpt = find_official(folder)
     prefix = ckpt.G.name[: -len("_net_G.pth")]
@@ -314,10 +316,8 @@ def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: t
     for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
         module = unwrap(net)
         module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
-    inputs = {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()),
-              "imported_from": str(ckpt.G.resolve())}
-    atomic_write(run / "run.json", lambda f: f.write(json.dumps(inputs, indent=2).encode()))
-    atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+    write_run_info(run, source, target, imported_from=str(ckpt.G.resolve()))
+    write_config(run, config)
     state = trainer.state()
     state["lr"] = trainer.lr_at(max(0, step - 1))
     save_checkpoint(run, step, state, keep=config.keep_checkpoints)

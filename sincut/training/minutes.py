@@ -33,9 +33,9 @@ from typing import Callable
 
 from ..config import TrainConfig
 from ..data.folders import FolderPairs
-from ..data.images import atomic_write
 from ..evaluation.monitor import RunMonitor
 from ..progress import TrainingProgress
+from ..run_folder import write_config
 from .schedule import (calibration_steps, fixed_size_from_epoch, recent_step_time, resize_every_seconds,
                        steps_for_budget, steps_left_in_budget, with_concrete_steps)
 from .trainer import Trainer
@@ -145,7 +145,7 @@ class MinutesSizer:
             trainer.lr_ceiling = ceiling if config.lr * ceiling <= reached_lr else math.nextafter(ceiling, 0.0)
         if isinstance(trainer.data, FolderPairs):
             trainer.data.fixed_size_from_epoch = fixed_size_from_epoch(config)
-        atomic_write(run / "config.json", lambda f: f.write(config.to_json().encode()))
+        write_config(run, config)
         progress.start(total, done)
         if first:
             progress.note(f"{config.minutes:g} minutes at {self.seconds_per_step:.2f} s per step: {total:,} steps, "

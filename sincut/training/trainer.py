@@ -28,8 +28,8 @@ from ..nets import ProjectionHead, build_discriminator, build_generator, memory_
 from ..progress import SilentProgress, TrainingProgress
 from ..inference.translator import Translator, translate_tensor
 from ..inference.device import cpu_has_bf16_kernels, resolve_precision
-from .distributed import World, unwrap, wrap
-from .run_dir import capture_rng, restore_rng
+from ..nets.wrappers import unwrap
+from .distributed import World, wrap
 from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor, update_average
 
 
@@ -57,6 +57,33 @@ def fit_colour_init(G: torch.nn.Module, config: TrainConfig, data: SingleImagePa
     source, target = (fit_within(image, COLOUR_FIT_PIXELS).cpu() for image in data.preview_images())
     fitted = fit_colour_transfer(config.colour_init, source, target, seed=config.seed)
     G.colour.load_state_dict(fitted.state_dict())
+
+
+def capture_rng(sampler_rng: torch.Generator) -> dict:
+    """Python, NumPy, torch CPU/CUDA and the sampler's generator, in weights_only-loadable types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "sampler": sampler_rng.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict, sampler_rng: torch.Generator) -> None:
+    """Put back what capture_rng took, so a resumed CPU run draws what the uninterrupted one would have."""
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    sampler_rng.set_state(state["sampler"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass

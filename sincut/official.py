@@ -10,6 +10,9 @@ Our networks compute the same functions with other parameter names and shapes: b
 StyleGAN2 layers are [C] instead of [1, C, 1, 1], the decoder's modulated conv weight drops its
 leading batch axis, and the fixed blur filters (`kernel`, `filt`) are buffers we rebuild, not load.
 Loading is `weights_only`: a crafted pickle is refused, as for our own checkpoints.
+
+It stands beside objective.py, below inference (translate and export load the paper's G) and training
+(`sincut import` loads G, D and F), so neither imports the other to read the paper's files.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..config import PRESETS, TrainConfig, make_config
-from ..errors import UserError
-from ..nets import build_generator
-from ..nets.stylegan2 import discriminator_widths, generator_widths
-from .checkpoint import load_weights_file
+from .config import PRESETS, TrainConfig, make_config
+from .errors import UserError
+from .nets import build_generator
+from .nets.stylegan2 import discriminator_widths, generator_widths
+from .run_folder import checkpoint_dir, load_weights_file
 
 G_SUFFIX = "_net_G.pth"
 OPTIONS_FILE = "train_opt.txt"
@@ -159,7 +162,7 @@ def is_official(path: str | Path) -> bool:
     p = Path(path)
     if p.is_file():
         return p.name.endswith(G_SUFFIX)
-    return p.is_dir() and not (p / "checkpoints").is_dir() and any(p.glob("*" + G_SUFFIX))
+    return p.is_dir() and not checkpoint_dir(p).is_dir() and any(p.glob("*" + G_SUFFIX))  # not one of our runs
 
 
 def _epoch_of(path: Path) -> int | None:
@@ -348,7 +351,7 @@ def with_widths_of(config: TrainConfig, D_state: dict[str, Tensor], F_state: dic
 def dataroot_inputs(ckpt: OfficialCheckpoint, preset: str) -> tuple[Path, Path] | None:
     """SOURCE and TARGET from the options' dataroot: its trainA and trainB folders (sincut: the one
     image in each); None when the options name no dataroot that exists here."""
-    from ..data.folders import list_images
+    from .data.folders import list_images
 
     root = ckpt.options.get("dataroot")
     if not root or not (Path(root) / "trainA").is_dir() or not (Path(root) / "trainB").is_dir():
