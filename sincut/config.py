@@ -77,6 +77,11 @@ class TrainConfig:
                                        "every patch zoomed out 2x (each covers 4x the area: a low-resolution "
                                        "view, for the palette and layout), the rest at the full zoom range "
                                        "(the marks); 0 = off.", min=0.0, max=0.9, group="advanced")
+    match_scale: bool = _opt(False, "Two images: TARGET's patches come from TARGET resized (antialiased) to "
+                                     "SOURCE's pixel count, so a patch at one zoom covers the same share of "
+                                     "either picture and G is asked for the painting's marks at the size they "
+                                     "have in its whole picture; previews and figures use TARGET as it is.",
+                             group="advanced")
     flip: bool = _opt(True, "Random horizontal flips, drawn separately for source and target.", group="advanced")
     patch_positions: str = _opt("paper", "sincut: paper = each patch one cell of a randomly offset crop-size grid "
                                          "over its zoomed image (the paper's code); stratified = a batch's patches "

@@ -179,3 +179,23 @@ def test_excess_high_band_charges_only_texture_beyond_the_paintings() -> None:
     src, tgt = _batch(9)
     loss, parts = objective.generator_loss(objective.forward(src, tgt))
     assert set(parts) == {"high_band"} and torch.equal(loss, parts["high_band"])
+
+
+def test_match_scale_samples_target_at_the_sources_pixel_count(tmp_path) -> None:
+    from sincut.data.patches import SingleImagePair, scaled_to_area
+    g = torch.Generator().manual_seed(0)
+    source = torch.rand(1, 3, 200, 300, generator=g) * 2 - 1
+    target = torch.rand(1, 3, 50, 80, generator=g) * 2 - 1
+    resized = scaled_to_area(target, 200 * 300)
+    assert resized.shape[-2:] == (194, 310)  # 50 x 80 scaled by sqrt(60000 / 4000) = 3.873, rounded
+    # a constant image stays that constant (antialiased resampling keeps a flat colour)
+    flat = torch.full((1, 3, 40, 60), 0.25)
+    assert torch.allclose(scaled_to_area(flat, 100 * 150), torch.full((1, 3, 100, 150), 0.25), atol=1e-6)
+    pair = SingleImagePair(source, target, crop_size=16, zoom=(0.5, 1.0), flip=False, batch_size=2,
+                           match_scale=True)
+    assert (pair.target_patches.height, pair.target_patches.width) == (194, 310)
+    assert pair.preview_images()[1].shape[-2:] == (50, 80)  # previews and figures see TARGET as it is
+    from sincut.errors import UserError
+    from sincut.training.trainer import make_data
+    with pytest.raises(UserError, match="match-scale"):  # folders: refused before anything is read
+        make_data(make_config("quick", minutes=1, match_scale=True), tmp_path, tmp_path, torch.device("cpu"))

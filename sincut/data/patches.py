@@ -243,16 +243,28 @@ def _lerp_rows(images: Tensor, y: Tensor) -> Tensor:
     return _lerp_cols(images.transpose(2, 3), y).transpose(2, 3)
 
 
+def scaled_to_area(image: Tensor, pixels: int) -> Tensor:
+    """[1, 3, H, W] resized (antialiased, aspect kept) to about `pixels` pixels, as float32 in [-1, 1]:
+    TARGET at SOURCE's size, so a patch at one zoom covers the same share of either picture."""
+    h, w = image.shape[-2:]
+    scale = (pixels / (h * w)) ** 0.5
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return torch.nn.functional.interpolate(as_float(image), size=size, mode="bilinear", antialias=True,
+                                           align_corners=False).clamp_(-1, 1)
+
+
 class SingleImagePair:
     """The single-image data source: a patch sampler on each of SOURCE and TARGET. The images may be
     uint8 (see `load_image_compact`): a large photo is then held at one byte per value."""
 
     def __init__(self, source: Tensor, target: Tensor, *, crop_size: int, zoom: tuple[float, float],
-                 flip: bool, batch_size: int, positions: str = "paper", coarse_zoom: float = 1.0) -> None:
+                 flip: bool, batch_size: int, positions: str = "paper", coarse_zoom: float = 1.0,
+                 match_scale: bool = False) -> None:
         self.source, self.target = source, target
         coarsest = zoom[0] * coarse_zoom if coarse_zoom < 1 else None
         self.source_patches = PatchSampler(source, crop_size, zoom, flip, positions, coarsest)
-        self.target_patches = PatchSampler(target, crop_size, zoom, flip, positions, coarsest)
+        sampled = scaled_to_area(target, source.shape[-2] * source.shape[-1]) if match_scale else target
+        self.target_patches = PatchSampler(sampled, crop_size, zoom, flip, positions, coarsest)
         self.batch_size = batch_size
         self.coarse_zoom = coarse_zoom  # the zoom scale of the coarse stage (coarse-to-fine)
 

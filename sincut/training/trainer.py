@@ -308,9 +308,10 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
     """Two image files: the single-image patch sampler. Two folders: the unpaired folder stream."""
     progress = progress or SilentProgress()
     if config.preset in DATASET_PRESETS or Path(source).is_dir():
-        if config.coarse_fraction > 0:
-            raise UserError(f"--coarse-fraction {config.coarse_fraction} zooms the patches of two images; "
-                            "folders train on whole crops: give --coarse-fraction 0")
+        for option, on in (("coarse-fraction", config.coarse_fraction > 0), ("match-scale", config.match_scale)):
+            if on:
+                raise UserError(f"--{option} changes how patches of two images are sampled; folders train on "
+                                f"whole crops: leave --{option} out")
         return FolderPairs(source, target, load_size=config.load_size, crop_size=config.crop_size,
                            batch_size=config.batch_size, flip=config.flip, seed=config.seed, device=device,
                            rank=world.rank, world_size=world.size, on_bad_file=progress.note)
@@ -319,7 +320,7 @@ def make_data(config: TrainConfig, source: str | os.PathLike, target: str | os.P
     src, tgt = (im.to(device) for im in images.values())
     coarse_zoom = COARSE_ZOOM if config.coarse_fraction > 0 else 1.0
     return SingleImagePair(src, tgt, crop_size=config.crop_size, zoom=(config.zoom_min, config.zoom_max),
-                           coarse_zoom=coarse_zoom,
+                           coarse_zoom=coarse_zoom, match_scale=config.match_scale,
                            flip=config.flip, batch_size=config.batch_size, positions=config.patch_positions)
 
 
