@@ -19,6 +19,15 @@ Every variant trains each pair through the real CLI (`sincut train --preset P VA
 Prints a table (per pair: SIFID over the better of the two closed-form colour transfers' SIFID, the
 texture distance, SSIM and edge correlation to the photo; steps run) and writes
 benchmarks/results/ablation/ablation.json (every final evaluation, the baselines, the machine).
+
+A screen at a budget whose designs differ in step cost runs each design at its own step count (one call each,
+its `--json`), then merges the calls' JSONs into one table, JSON and contact sheet:
+
+    python benchmarks/ablation.py --merge A.json B.json ... --json SCREEN.json --sheet SCREEN.jpg \
+        [--note "how the step counts were chosen"]
+
+The sheet has a row per design (its result.png on every pair, captioned with the figures) under the photo
+and painting of each pair.
 """
 
 from __future__ import annotations
@@ -33,15 +42,18 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.harness and sincut from this checkout
 
-from benchmarks.harness.args import parse_seeds, parser  # noqa: E402
+from benchmarks.harness.args import fail, parse_seeds, parser  # noqa: E402
 from benchmarks.harness.baselines import best_transfer_sifid, score_baselines  # noqa: E402
 from benchmarks.harness.machine import describe  # noqa: E402
 from benchmarks.harness.pairs import PAIRS, select_pairs  # noqa: E402
 from benchmarks.harness.paths import RESULTS  # noqa: E402
 from benchmarks.harness.report import markdown_table, save_result, write_json  # noqa: E402
+from benchmarks.harness.sheets import sheet_row, stacked  # noqa: E402
 from benchmarks.harness.training_runs import (  # noqa: E402
     final_figures, median_seconds_per_step, recorded, run_steps, train_command, train_once)
 from sincut.config import PRESETS  # noqa: E402
@@ -88,9 +100,52 @@ def print_table(args: argparse.Namespace, variants: dict[str, list[str]], pairs:
     print(markdown_table(["variant", "options", *pairs, "s/step"], rows))
 
 
+SHEET_HEIGHT = 200  # px of each result on the contact sheet
+
+
+def screen_sheet(merged: dict) -> Image.Image:
+    """A row of the photos, one of the paintings, then a row per design: its result on every pair, captioned
+    with its figures (SIFID over the better transfer's / texture / SSIM / edges, steps)."""
+    pairs = list(merged["baselines"])
+    rows = [sheet_row("photo", [(pair, Image.open(PAIRS[pair][0])) for pair in pairs], SHEET_HEIGHT),
+            sheet_row("painting", [(pair, Image.open(PAIRS[pair][1])) for pair in pairs], SHEET_HEIGHT)]
+    for variant, options in merged["variants"].items():
+        cells = []
+        for pair in pairs:
+            for r in (r for r in merged["runs"] if r["variant"] == variant and r["pair"] == pair):
+                caption = (f"{r['sifid_over_best_transfer']:.2f} / {r['texture_distance']:.3f} / {r['ssim']:.2f} / "
+                           f"{r['edge_correlation']:.2f} ({r['steps']:,} steps)")
+                cells.append((caption, Image.open(Path(r["run"]) / "result.png")))
+        rows.append(sheet_row(f"{variant}: {' '.join(options) or '(preset)'}", cells, SHEET_HEIGHT))
+    return stacked(rows)
+
+
+def merge(paths: list[Path], note: str) -> dict:
+    """Several calls' JSONs as one: their variants and runs in order, the baselines of the first call that
+    scored each pair, every call's machine and command."""
+    calls = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    merged = {"note": note, "preset": calls[0]["preset"], "calls": [], "variants": {}, "baselines": {}, "runs": []}
+    for path, call in zip(paths, calls):
+        if call["preset"] != merged["preset"]:
+            fail(f"{path}: preset {call['preset']} differs from {paths[0]}'s {merged['preset']}")
+        merged["calls"].append({"json": path.name, "command": call.get("command"), "machine": call["machine"],
+                                "steps": call["steps"], "minutes": call["minutes"]})
+        merged["variants"].update(call["variants"])
+        for pair, base in call["baselines"].items():
+            merged["baselines"].setdefault(pair, base)
+        # calls that did not record a run's folder: runs/ beside their JSON (where --out put it)
+        merged["runs"] += [{"run": str(path.parent / "runs" / f"{r['variant']}-{r['pair']}-seed{r['seed']}"), **r}
+                           for r in call["runs"]]
+    return merged
+
+
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--variant", action="append", required=True, metavar='NAME="OPTIONS"',
+    ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                    help="merge these calls' JSONs (--json, --sheet) instead of training")
+    ap.add_argument("--sheet", type=Path, default=None, help="with --merge: write the contact sheet here")
+    ap.add_argument("--note", default="", help="with --merge: how the designs' step counts were chosen")
+    ap.add_argument("--variant", action="append", metavar='NAME="OPTIONS"',
                     help="a name and the `sincut train` options that make it (empty for the preset itself)")
     ap.add_argument("--preset", default="quick")
     length = ap.add_mutually_exclusive_group()
@@ -107,7 +162,19 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="read finished runs of the same command from OUT/runs "
                                                          "instead of training them again")
     args = ap.parse_args()
-
+    if args.merge:
+        merged = merge(args.merge, args.note)
+        save_result(args.json or args.out / "ablation.json", merged)
+        if args.sheet:
+            screen_sheet(merged).save(args.sheet, quality=88)
+        steps = sorted({r["steps"] for r in merged["runs"]})
+        print_table(argparse.Namespace(preset=merged["preset"], seeds=",".join(sorted({str(r["seed"]) for r in
+                                                                                 merged["runs"]}))),
+                    merged["variants"], list(merged["baselines"]), merged["runs"],
+                    f"{steps[0]:,}-{steps[-1]:,} steps" if len(steps) > 1 else f"{steps[0]:,} steps")
+        return
+    if not args.variant:
+        ap.error("give --variant NAME=OPTIONS (or --merge JSON...)")
     if args.minutes is not None and args.jobs != 1:
         ap.error("--minutes budgets wall-clock time, which parallel runs distort: give --jobs 1 (or fixed --steps)")
     if (args.minutes is not None and args.minutes <= 0) or (args.steps is not None and args.steps < 1):
@@ -135,7 +202,7 @@ def main() -> None:
         print(f"  {variant} / {pair} / seed {seed}: {result['steps']} steps, SIFID / best transfer "
               f"{result['sifid_over_best_transfer']:.2f}, texture {result['texture_distance']:.3f}, "
               f"SSIM {result['ssim']:.3f}, {result['wall_seconds'] / 60:.1f} min", file=sys.stderr, flush=True)
-        return {"variant": variant, "pair": pair, "seed": seed, **result}
+        return {"variant": variant, "pair": pair, "seed": seed, "run": str(run), **result}
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))

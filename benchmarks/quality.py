@@ -49,6 +49,7 @@ from benchmarks.harness.charts import Band, band_chart, band_of  # noqa: E402
 from benchmarks.harness.machine import describe  # noqa: E402
 from benchmarks.harness.pairs import ALL_PAIRS, PAIRS, select_pairs  # noqa: E402
 from benchmarks.harness.paths import RESULTS  # noqa: E402
+from benchmarks.harness.sheets import sheet_row, stacked  # noqa: E402
 from benchmarks.harness.report import command_line, markdown_table as table, median_range, write_json  # noqa: E402
 from benchmarks.harness.training_runs import (  # noqa: E402
     FIGURE_KEYS, evaluations, recorded, run_steps, train_command, train_once)
@@ -260,7 +261,6 @@ def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image
     """Per recipe x pair: photo, Reinhard, Pitie, the first seed's evaluations, the other seeds' final
     results, painting; SIFID under each.
     `paintings` maps each pair to its painting's file (quality.json keeps only file names)."""
-    font = chart_font(13)
     lines = []
     for (recipe, pair), runs in groups(results).items():
         run = runs[0]
@@ -277,32 +277,10 @@ def contact_sheet(results: dict, out: Path, paintings: dict[str, Path]) -> Image
             result = Image.open(out / other["run"] / "result.png").convert("RGB")
             cells.append((f"seed {other['seed']} final{sifid}", result))
         cells.append(("painting", Image.open(paintings[pair]).convert("RGB")))
-        pics = []
-        for caption, im in cells:
-            im = im.resize((max(1, round(im.width * THUMB / im.height)), THUMB), Image.LANCZOS)
-            tile = Image.new("RGB", (im.width, THUMB + 18), "white")
-            tile.paste(im, (0, 0))
-            ImageDraw.Draw(tile).text((im.width // 2, THUMB + 2), caption, fill="black", font=font, anchor="mt")
-            pics.append(tile)
         title = (f"{recipe} / {pair}, seed {run['seed']}: {run['steps']} steps in {run['wall_seconds'] / 60:.1f} min"
                  "  (captions: SIFID to the painting)")
-        width = sum(p.width for p in pics) + 4 * (len(pics) - 1)
-        line = Image.new("RGB", (max(width, 700), THUMB + 40), "white")
-        ImageDraw.Draw(line).text((2, 2), title, fill="black", font=chart_font(15))
-        x = 0
-        for p in pics:
-            line.paste(p, (x, 20))
-            x += p.width + 4
-        lines.append(line)
-    sheet = Image.new("RGB", (max(line.width for line in lines), sum(line.height for line in lines)), "white")
-    y = 0
-    for line in lines:
-        sheet.paste(line, (0, y))
-        y += line.height
-    return sheet
-
-
-# ---------------------------------------------------------------- main
+        lines.append(sheet_row(title, cells, THUMB))
+    return stacked(lines)
 
 
 # ---------------------------------------------------------------- main
