@@ -21,21 +21,24 @@ writes and image saving), so none of them imports another to read a run.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import re
 import zipfile
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from . import __version__
 from .config import TrainConfig
-from .data.images import atomic_write, save_image, side_by_side
-from .errors import TrainingFailed, UserError
+from .data.images import atomic_write, save_image, side_by_side, write_fault
+from .errors import UserError, WriteFailed
+from .interrupt import kill_point
 
 CONFIG_FILE, RUN_FILE = "config.json", "run.json"
 LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.jsonl"
@@ -72,7 +75,9 @@ def prepare_run_dir(out: str | os.PathLike) -> Path:
         probe = run / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
-    except OSError as e:
+    except OSError as e:  # a full disk is the machine's fault (exit 1); a folder it may not write, a bad --out
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise write_fault(e, run / ".write-test") from None
         raise UserError(f"{run}: cannot write there ({e.strerror}); pass a writable --out folder") from None
     return run
 
@@ -108,9 +113,38 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
+@contextmanager
+def appending_jsonl(path: Path) -> Iterator[Callable[[dict], None]]:
+    """An append(record) for a JSON-lines file (log.jsonl, metrics.jsonl), one whole line per write: a line
+    the disk has no room for is cut off again, so the file never ends in a torn line, and the failure is a
+    WriteFailed naming the file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise write_fault(e, path) or e from None
+
+    def append(record: dict) -> None:
+        line = (json.dumps(record) + "\n").encode()
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            rest = memoryview(line)
+            while rest:
+                rest = rest[os.write(fd, rest):]
+        except OSError as e:
+            with suppress(OSError):
+                os.ftruncate(fd, end)
+            raise write_fault(e, path, expected=len(line)) or e from None
+        kill_point(f"append:{Path(path).name}")
+
+    try:
+        yield append
+    finally:
+        os.close(fd)
+
+
 def append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    with appending_jsonl(path) as append:
+        append(record)
 
 
 def truncate_jsonl(path: Path, last_step: int) -> list[dict]:
@@ -183,17 +217,23 @@ def _payload(step: int, state: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "sincut_version": __version__, "step": step, **state}
 
 
+def _tensor_bytes(value: Any) -> int:
+    """The bytes of every tensor in a checkpoint's payload: about the size of its file."""
+    if isinstance(value, Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in value)
+    return 0
+
+
 def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int = 2) -> Path:
-    """Write `step_<step>.pt` atomically, then delete all but the newest `keep` checkpoints."""
+    """Write `step_<step>.pt` atomically, then delete all but the newest `keep` checkpoints (only after the
+    new one is complete: a full disk leaves the older ones as they were and raises WriteFailed)."""
     payload = _payload(step, state)
     path = checkpoint_dir(run_dir) / f"step_{step:07d}.pt"
-    try:
-        atomic_write(path, lambda f: torch.save(payload, f))
-    except OSError as e:
-        previous = list_checkpoints(run_dir)
-        kept = f"the previous checkpoint {previous[-1]} is intact" if previous else "no earlier checkpoint exists"
-        raise TrainingFailed(f"could not write checkpoint {path} ({e.strerror or e}); {kept}; "
-                             f"free space or fix permissions, then run `sincut resume {run_dir}`") from None
+    atomic_write(path, lambda f: torch.save(payload, f), _tensor_bytes(payload))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -202,7 +242,7 @@ def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any]
 def save_best_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], quality: dict) -> Path:
     """Write (atomically, replacing the previous one) `best.pt` with the figures that made it best."""
     payload = {**_payload(step, state), "quality": quality}
-    return atomic_write(checkpoint_dir(run_dir) / BEST_FILE, lambda f: torch.save(payload, f))
+    return atomic_write(checkpoint_dir(run_dir) / BEST_FILE, lambda f: torch.save(payload, f), _tensor_bytes(payload))
 
 
 def remove_partial_files(run_dir: str | os.PathLike) -> int:
@@ -263,3 +303,48 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise UserError(f"{p}: checkpoint format {state['format']} is newer than this sincut supports "
                         f"({FORMAT_VERSION}); upgrade sincut")
     return state
+
+
+# ---------------------------------------------------------------------------------------------
+# What survives a fault: the way on after a write failed
+# ---------------------------------------------------------------------------------------------
+
+def final_outputs_written(run: Path) -> bool:
+    """result.png and the report were written after the newest checkpoint: the run's end completed."""
+    found = list_checkpoints(run)
+    outputs = [run / RESULT_IMAGE, run / REPORT_HTML]
+    if not found or not all(p.is_file() for p in outputs):
+        return False
+    return min(p.stat().st_mtime_ns for p in outputs) >= found[-1].stat().st_mtime_ns
+
+
+def _resume_advice(run: Path, remedy: str) -> str:
+    """What a write fault left of a run and how to go on, for the end of its one line."""
+    if not is_run_dir(run):
+        return f"nothing to resume yet; {remedy}, then run the same command again"
+    found = list_checkpoints(run)
+    if not found:
+        return f"no checkpoint yet; {remedy}, then run `sincut resume {run}` (it starts again from step 0)"
+    with suppress(UserError, KeyError, TypeError):
+        steps = read_json(run / CONFIG_FILE)["steps"]
+        if steps is not None and checkpoint_step(found[-1]) >= steps:
+            return (f"training finished and its last checkpoint {found[-1]} is intact; {remedy}, then "
+                    f"`sincut resume {run}` writes the final images and report")
+    return f"the newest checkpoint {found[-1]} is intact; {remedy}, then run `sincut resume {run}`"
+
+
+@contextmanager
+def write_faults_say_how_to_resume(run: str | os.PathLike) -> Iterator[None]:
+    """A write fault while training `run` (a WriteFailed, or a bare OSError of the machine: no space,
+    read-only, no permission) becomes one WriteFailed line: the path, what it needed, what was kept, and
+    `sincut resume RUN` once the fault is fixed."""
+    run = Path(run)
+    try:
+        yield
+    except WriteFailed as e:
+        raise e.retold(_resume_advice(run, e.remedy)) from None
+    except OSError as e:
+        fault = write_fault(e, e.filename or run)
+        if fault is None:
+            raise
+        raise fault.retold(_resume_advice(run, fault.remedy)) from None

@@ -54,17 +54,18 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     from rich.console import Console
 
     from ..progress import RichProgress, summary_table
-    from ..run_folder import REPORT_HTML, best_checkpoint
+    from ..run_folder import REPORT_HTML, best_checkpoint, write_faults_say_how_to_resume
     from ..training.loop import resume, train
     from ..inference.device import pick_device
 
     device = pick_device(device_name)
     console = Console(stderr=True)
     progress = RichProgress(console)
-    if config is not None:
-        result = train(config, source, target, out, device, progress, announce)
-    else:
-        result = resume(out, device, progress, resume_overrides)
+    with write_faults_say_how_to_resume(out):
+        if config is not None:
+            result = train(config, source, target, out, device, progress, announce)
+        else:
+            result = resume(out, device, progress, resume_overrides)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     minutes, seconds = divmod(result.seconds, 60)

@@ -2,14 +2,18 @@
 
 Loading applies EXIF orientation and turns any mode (grayscale, palette, CMYK, RGBA, 16-bit) into RGB
 in [-1, 1]; `read_image` also keeps the alpha channel and says how an unusual mode was converted. Saving is atomic: a temporary file in the destination folder, fsynced, then renamed, so a
-crash never leaves a half-written image under the final name.
+crash never leaves a half-written image under the final name, and a full disk or an unwritable folder is one
+WriteFailed line (write_fault: what the write needed, how to go on) with the temp file removed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import UserError, WriteFailed
 from ..interrupt import kill_point
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -180,16 +184,78 @@ def _current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
+# The faults a write meets on a user's machine. Every later file meets the first three too (a batch stops at
+# them); a folder without write permission fails only the files that go into it.
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_EVERYWHERE = _FULL | {errno.EROFS}
+_PERMISSION = {errno.EACCES, errno.EPERM}
+
+
+def _os_error_in(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: itself, or one it was raised from (torch.save reports a full disk as a
+    RuntimeError raised while handling the OSError)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def existing_folder(path: Path) -> Path:
+    """`path`'s nearest folder that exists: where a failed write's permission and free space are looked up."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"
+
+
+def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0,
+                expected: int | None = None) -> WriteFailed | None:
+    """`error` as a one-line WriteFailed when it is a fault of the machine writing `path` (no space, quota,
+    read-only file system, no permission), saying what the write needed; None for anything else, which
+    keeps its traceback. `written`: bytes that reached the disk before it failed; `expected`: the whole."""
+    os_error = _os_error_in(error)
+    if os_error is None or os_error.errno not in _EVERYWHERE | _PERMISSION:
+        return None
+    path = Path(path)
+    folder = existing_folder(path)
+    reason = os_error.strerror or os.strerror(os_error.errno)
+    if os_error.errno in _FULL:
+        needs = f"needs about {_size(expected)}" if expected else f"{_size(written)} written before it failed"
+        try:
+            free = f", {_size(shutil.disk_usage(folder).free)} free there" if os_error.errno == errno.ENOSPC else ""
+        except OSError:
+            free = ""
+        what, remedy = needs + free, "free space"
+    elif os_error.errno == errno.EROFS:
+        what, remedy = f"needs a writable file system at {folder}", f"make {folder} writable"
+    else:
+        what, remedy = f"needs write permission on {folder}", f"make {folder} writable"
+    detail = f"{path}: {reason} ({what})"
+    return WriteFailed(f"{detail}; nothing was written there; {remedy}, then run the same command again",
+                       detail, remedy, os_error.errno in _EVERYWHERE)
+
+
+def atomic_write(path: str | os.PathLike, write, expected_size: int | None = None) -> Path:
     """Call `write(file_object)` on a temp file beside `path`, fsync, then rename it over `path`.
 
     mkstemp creates the temp file with mode 0600 and the rename keeps it, so the mode is set to what
     a plain open() would give (0666 less the umask: 0644 under umask 022) before the rename.
+    A full disk or a folder that cannot be written removes the temp file and raises WriteFailed, which
+    says how much the write needed (`expected_size`, else the size of the file it replaces); the file
+    under `path`, if any, is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -197,9 +263,19 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.fsync(f.fileno())
         kill_point(f"write:{path.name}")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        written = 0
+        if tmp is not None:
+            with suppress(OSError):
+                written = os.path.getsize(tmp)
+            with suppress(OSError):
+                os.unlink(tmp)
+        if expected_size is None and path.is_file():
+            expected_size = path.stat().st_size
+        fault = write_fault(e, path, written, expected_size)
+        if fault is None:
+            raise
+        raise fault from None
     return path
 
 

@@ -6,8 +6,8 @@ train() starts a run, resume() continues one, import_official() makes one from t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -21,14 +21,14 @@ from PIL import Image
 
 from ..config import TrainConfig
 from ..data.images import fit_within, save_image, tensor_to_rgb
-from ..errors import TrainingFailed, TrainingStopped, UserError
+from ..errors import TrainingFailed, TrainingStopped, UserError, WriteFailed
 from ..interrupt import StopRequest
 from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
-from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, RESULT_IMAGE, RUN_FILE, is_run_dir, list_checkpoints,
-                          load_checkpoint, prepare_run_dir, preview_path, read_json, remove_partial_files,
-                          save_checkpoint, save_training_pair, truncate_jsonl, write_config, write_preview,
-                          write_run_info)
+from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, METRICS_FILE, RESULT_IMAGE, RUN_FILE, appending_jsonl,
+                          checkpoint_dir, final_outputs_written, is_run_dir, list_checkpoints, load_checkpoint,
+                          prepare_run_dir, preview_path, read_json, remove_partial_files, save_checkpoint,
+                          save_training_pair, truncate_jsonl, write_config, write_preview, write_run_info)
 from ..inference.tiles import DEFAULT_TILE
 from ..nets.wrappers import unwrap
 from .distributed import init_from_env, shutdown
@@ -90,7 +90,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
 
     Bookkeeping values (--steps, --log-every, ...) may change; anything that changes the objective is
     refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
-    log reads as one run.
+    log reads as one run. A run that trained all its steps but died before its result and report (a full
+    disk) only writes those.
     """
     overrides = dict(overrides or {})
     restart_lr = bool(overrides.pop("restart_lr", False))
@@ -112,7 +113,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             raise UserError(f"{run}: {e}") from None
         config = with_device_precision(config, device)  # --precision auto given on resume: this device's
         start = int(state["step"]) if state else 0
-        if config.steps is not None and start >= config.steps:
+        finishing = config.steps is not None and start == config.steps and not final_outputs_written(run)
+        if config.steps is not None and start >= config.steps and not finishing:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
         check_device_support(config, device)
@@ -130,6 +132,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
                 _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
             if world.is_main:
                 truncate_jsonl(run / LOG_FILE, start)
+                if finishing:  # the last evaluation is made again with the final images
+                    truncate_jsonl(run / METRICS_FILE, start - 1)
                 write_config(run, config)
             return _fit(trainer, run, start, progress)
     finally:
@@ -219,7 +223,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
         sizer.seconds_per_eval = clock() - t0
     log_path = run / LOG_FILE if main else Path(os.devnull)
-    with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
+    with appending_jsonl(log_path) as append_log, StopRequest() as stop:
         try:
             step = start
             while step < config.steps:
@@ -241,8 +245,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                 if logging:
                     record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
                               "seconds_per_step": round(clock() - t0, 4), **losses}
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
+                    append_log(record)
                 progress.step(step, losses if logging else None)
                 if checkpointing and done < config.steps:
                     path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints) if main else run
@@ -316,9 +319,16 @@ def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: t
     for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
         module = unwrap(net)
         module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
-    write_run_info(run, source, target, imported_from=str(ckpt.G.resolve()))
-    write_config(run, config)
     state = trainer.state()
     state["lr"] = trainer.lr_at(max(0, step - 1))
-    save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    try:
+        write_run_info(run, source, target, imported_from=str(ckpt.G.resolve()))
+        write_config(run, config)
+        save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    except WriteFailed as e:  # a half-made run would be refused by the rerun (and resume would start afresh)
+        for made in (run / CONFIG_FILE, run / RUN_FILE):
+            made.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            checkpoint_dir(run).rmdir()
+        raise e.retold(f"nothing was imported; {e.remedy}, then run the same `sincut import` again") from None
     return run

@@ -1,0 +1,142 @@
+"""Faults of the user's machine: a full disk (or a folder it may not write) at each write of a run and of an
+export gives one line naming the path, what it needed and the way on, exit 1, nothing half-written;
+following that line finishes the run bit for bit as if nothing happened (tests/faults.py injects the faults)."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from sincut.evaluation.quality import Quality
+
+from .conftest import SAMPLES
+from .faults import FailingWrites
+from .test_resume import assert_same_training_state, cli, final_state, tiny
+
+# Four steps: checkpoints at 2 and 4, a preview at 3, one evaluation (the last, made best).
+RUN = tiny(4, checkpoint_every="2", preview_every="3", eval_every="1000", select_min_ssim="0")
+
+
+class _SameFigures:
+    """Stands in for the run's StyleReference: the same figures at every evaluation, so each is the best."""
+
+    def __init__(self, target, size) -> None:
+        pass
+
+    def evaluate(self, output, source) -> Quality:
+        return Quality((0.5, 0.5), 0.9, 0.5, texture_distance=0.1)
+
+
+def light_evaluations(m: pytest.MonkeyPatch) -> None:
+    """These tests are about files, not figures: evaluations with fixed figures, no Inception network, and
+    small previews, so each of the many short runs costs little more than its steps."""
+    m.setattr("sincut.evaluation.monitor.load_inception", lambda *a: None)
+    m.setattr("sincut.evaluation.monitor.StyleReference", _SameFigures)
+    m.setattr("sincut.run_folder.PREVIEW_HEIGHT", 48)
+
+
+@pytest.fixture(autouse=True)
+def _light(monkeypatch):
+    light_evaluations(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(photo, painting, a run of RUN that nothing interrupted)."""
+    root = tmp_path_factory.mktemp("straight")
+    src, tgt = root / "photo.jpg", root / "painting.png"
+    Image.open(SAMPLES / "photo_montStMichel.jpg").resize((96, 54)).save(src, quality=95)
+    Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").resize((80, 63)).save(tgt)
+    with pytest.MonkeyPatch.context() as m:
+        light_evaluations(m)
+        result = cli("train", src, tgt, "--out", root / "run", *RUN)
+    assert result.exit_code == 0, result.output
+    return src, tgt, root / "run"
+
+
+def error_line(result, code: int = 1) -> str:
+    """The one error line of a command that failed with `code`: the last line, and no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (OSError, RuntimeError))
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("Error:")] == lines[-1:], result.output
+    return lines[-1]
+
+
+def assert_whole_lines(path: Path) -> None:
+    """A JSON-lines file with no torn line: every line parses and the file ends with a newline."""
+    if path.exists() and path.stat().st_size:
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("\n"), text[-80:]
+        [json.loads(line) for line in text.splitlines()]
+
+
+# Each write of a run, in the order they come (the file that fails, whether its line says to rerun the
+# same command or to resume): start-up, the first log line, a checkpoint, a preview, then the run's end.
+SITES = [("config.json", "again"), ("log.jsonl", "resume"), ("step_0000002.pt", "resume"),
+         ("step_0000003.png", "resume"), ("best.pt", "resume"), ("metrics.jsonl", "resume"),
+         ("result.png", "resume"), ("report.html", "resume")]
+APPENDS = {"log.jsonl", "metrics.jsonl"}  # appended to line by line (a resume rewrites them whole first)
+
+
+def test_a_full_disk_at_each_write_of_a_run_is_one_line_and_its_way_on_ends_bitwise_equal(straight, tmp_path,
+                                                                                          monkeypatch):
+    src, tgt, reference = straight
+    run = tmp_path / "run"
+    train = ["train", src, tgt, "--out", run, *RUN]
+    command = train
+    for name, way_on in SITES:
+        with monkeypatch.context() as m:
+            writes = FailingWrites(m, name, kind="append" if name in APPENDS else "file")
+            result = cli(*command)
+        assert writes.failed == [name], result.output
+        line = error_line(result)
+        assert f"{name}: No space left on device (" in line, line
+        assert "needs about" in line or "written before it failed" in line, line
+        assert not list(run.rglob("*.tmp")), list(run.rglob("*.tmp"))
+        assert_whole_lines(run / "log.jsonl")
+        assert_whole_lines(run / "metrics.jsonl")
+        for checkpoint in (run / "checkpoints").glob("step_*.pt"):
+            torch.load(checkpoint, weights_only=True)
+        if way_on == "again":
+            assert "free space, then run the same command again" in line, line
+            command = train
+        else:
+            assert line.endswith((f"`sincut resume {run}`", f"`sincut resume {run}` (it starts again from step 0)",
+                                  f"`sincut resume {run}` writes the final images and report")), line
+            command = ["resume", run, "--device", "cpu"]
+        if name == "best.pt":
+            assert "training finished and its last checkpoint" in line, line
+    done = cli(*command)
+    assert done.exit_code == 0, done.output
+    assert_same_training_state(final_state(reference), final_state(run))
+    assert [r["step"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["best"]) for r in metrics] == [(4, True)]
+    for name in ("result.png", "best.png", "latest.png", "report.html", "report.png", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert cli("resume", run).exit_code == 2  # finished now: resume says so instead of redoing the end
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_exit_1(straight, tmp_path, monkeypatch):
+    src, tgt, _ = straight
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        FailingWrites(m, "step_0000002.pt", errno.EACCES, room=0)
+        line = error_line(cli("train", src, tgt, "--out", run, *RUN))
+    assert f"step_0000002.pt: Permission denied (needs write permission on {run / 'checkpoints'})" in line, line
+    assert line.endswith(f"make {run / 'checkpoints'} writable, then run `sincut resume {run}` "
+                         "(it starts again from step 0)"), line
+
+
+def test_export_onto_a_full_disk_writes_nothing(tiny_model, tmp_path, monkeypatch):
+    FailingWrites(monkeypatch, "generator.pt")
+    line = error_line(cli("export", tiny_model, "--out", tmp_path / "generator.pt"))
+    assert f"{tmp_path / 'generator.pt'}: No space left on device (" in line
+    assert line.endswith("nothing was written there; free space, then run the same command again"), line
+    assert not list(tmp_path.iterdir())
