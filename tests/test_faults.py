@@ -1,11 +1,14 @@
-"""Faults of the user's machine: a full disk (or a folder it may not write) at each write of a run and of an
-export gives one line naming the path, what it needed and the way on, exit 1, nothing half-written;
-following that line finishes the run bit for bit as if nothing happened (tests/faults.py injects the faults)."""
+"""Faults of the user's machine: a full disk (or a folder it may not write) at each write of a run, a
+translation, a batch and an export gives one line naming the path, what it needed and the way on, exit 1,
+nothing half-written; following that line finishes the run bit for bit as if nothing happened, and a
+translation or batch stops at the first fault every later file would meet too (tests/faults.py injects the
+faults)."""
 
 from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from PIL import Image
 
 from sincut.evaluation.quality import Quality
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, random_rgb
 from .faults import FailingWrites
 from .test_resume import assert_same_training_state, cli, final_state, tiny
 
@@ -132,6 +135,71 @@ def test_a_folder_that_cannot_be_written_is_one_line_exit_1(straight, tmp_path, 
     assert f"step_0000002.pt: Permission denied (needs write permission on {run / 'checkpoints'})" in line, line
     assert line.endswith(f"make {run / 'checkpoints'} writable, then run `sincut resume {run}` "
                          "(it starts again from step 0)"), line
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate("abcd"):
+        random_rgb(40, 56, seed=i).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.mark.parametrize("code,stops", [(errno.ENOSPC, True), (errno.EROFS, True), (errno.EACCES, False)],
+                         ids=["disk-full", "read-only", "no-permission"])
+def test_translate_stops_at_a_fault_every_later_file_meets_and_a_rerun_finishes(tiny_model, photos, tmp_path,
+                                                                               monkeypatch, code, stops):
+    out = tmp_path / "out"
+    reads = []
+    import sincut.inference.files as files
+
+    real_read = files.read_image
+    with monkeypatch.context() as m:
+        m.setattr(files, "read_image", lambda path: reads.append(path.name) or real_read(path))
+        FailingWrites(m, "b.png", code)
+        result = cli("translate", tiny_model, photos, "--out", out, "--device", "cpu")
+    line = error_line(result) if stops else result.output
+    assert result.exit_code == 1 and f"b.png: {os.strerror(code)}" in line, result.output
+    assert not list(out.rglob("*.tmp"))
+    if stops:
+        assert line.endswith("stopped: 1 translated, 0 already there, 3 not written; "
+                             f"{'free space' if code == errno.ENOSPC else f'make {out} writable'}, then run the same "
+                             "command again (finished images are skipped)"), line
+        assert reads == ["a.png", "b.png"] and sorted(p.name for p in out.iterdir()) == ["a.png"]
+        assert result.output.count(os.strerror(code)) == 1  # said once
+    else:  # one folder it may not write fails its images; the others go on
+        assert reads == ["a.png", "b.png", "c.png", "d.png"]
+        assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png", "d.png"]
+    rerun = cli("translate", tiny_model, photos, "--out", out, "--device", "cpu")
+    assert rerun.exit_code == 0, rerun.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+
+
+def test_translate_into_an_output_folder_it_may_not_write_stops_at_once(tiny_model, photos, tmp_path, monkeypatch):
+    monkeypatch.setattr("sincut.inference.files.can_write_below", lambda folder: False)
+    FailingWrites(monkeypatch, "a.png", errno.EACCES, room=0)
+    line = error_line(cli("translate", tiny_model, photos, "--out", tmp_path / "out", "--device", "cpu"))
+    assert "a.png: Permission denied" in line and "stopped: 0 translated, 0 already there, 4 not written" in line
+
+
+def test_batch_stops_at_a_full_disk_and_a_rerun_finishes(straight, tmp_path, monkeypatch):
+    src, tgt, _ = straight
+    second = tmp_path / "other.png"
+    Image.open(tgt).transpose(Image.FLIP_LEFT_RIGHT).save(second)
+    out = tmp_path / "batch"
+    args = ["batch", src, "--style", tgt, second, "--out", out, *tiny(1)]
+    with monkeypatch.context() as m:
+        FailingWrites(m, "photo__other.png")
+        line = error_line(cli(*args))
+    assert "photo__other.png: No space left on device (" in line
+    assert line.endswith("stopped at pair photo__other: 1 pairs done, 1 not; free space, then run the same "
+                         "`sincut batch` command again (finished pairs are skipped, an unfinished one resumes "
+                         "from its newest checkpoint)"), line
+    assert not (out / "contact_sheet.png").exists() and not list(out.rglob("*.tmp"))
+    rerun = cli(*args)
+    assert rerun.exit_code == 0, rerun.output
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["photo__other.png", "photo__painting.png"]
 
 
 def test_export_onto_a_full_disk_writes_nothing(tiny_model, tmp_path, monkeypatch):

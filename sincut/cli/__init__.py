@@ -191,7 +191,8 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     checkpoints/NAME folder (latest_net_G.pth, train_opt.txt) or a bare *_net_G.pth.
     INPUT is image files, folders (walked recursively; the tree is mirrored) or quoted glob patterns
     like "photos/**/*.jpg". Each output has its input's name and size. Existing outputs are skipped, a
-    bad file is reported and the rest go on; the exit code is 1 if any image failed.
+    bad file is reported and the rest go on; the exit code is 1 if any image failed. A full disk or a
+    read-only --out stops at the first image it fails; run the same command again once it is fixed.
     """
     from rich.console import Console
 
@@ -230,8 +231,8 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
     \b
     Without --preset: quick on a CPU (8 minutes a pair), the paper's recipe on a GPU. Finished pairs
     (their image exists) are skipped when run again, so an interrupted batch resumes. A failed pair is
-    reported and the rest go on; the exit code is 1 if any pair failed. Every `sincut train` option
-    applies to each pair, e.g.
+    reported and the rest go on; the exit code is 1 if any pair failed. A full disk or a read-only --out
+    stops the batch at once. Every `sincut train` option applies to each pair, e.g.
       sincut batch photos/ --style monet.jpg vangogh.jpg --out batch/ --steps 2000
     """
     from rich.console import Console

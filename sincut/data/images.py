@@ -211,6 +211,12 @@ def existing_folder(path: Path) -> Path:
     return folder
 
 
+def can_write_below(folder: str | os.PathLike) -> bool:
+    """Whether files could be created in `folder` (or, where it does not exist yet, its nearest parent that
+    does): after one write failed for lack of permission, whether the others would fail too."""
+    return os.access(existing_folder(Path(folder) / "x"), os.W_OK)
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"
 
