@@ -13,6 +13,7 @@
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts saved with `torch.save` and
 loaded with `torch.load(weights_only=True)`, so a crafted file cannot run code on load. The newest
 `step_*.pt` is the latest; `best.pt` (when an evaluation qualified) holds the step with the best figures.
+Resume goes on from the newest one that loads, setting a damaged newer one aside as `step_*.pt.damaged`.
 
 Training writes the folder, evaluation adds to it and reads it, inference loads its checkpoints, batch and
 the CLI look into it: the format lives here, below all of them (it needs only data/images.py's atomic
@@ -37,7 +38,7 @@ from torch import Tensor
 from . import __version__
 from .config import TrainConfig
 from .data.images import atomic_write, save_image, side_by_side, write_fault
-from .errors import UserError, WriteFailed
+from .errors import TrainingFailed, UserError, WriteFailed
 from .interrupt import kill_point
 
 CONFIG_FILE, RUN_FILE = "config.json", "run.json"
@@ -274,13 +275,23 @@ def resolve_checkpoint(model: str | os.PathLike, which: str = "auto") -> Path:
     return found[-1]
 
 
+class UnreadableCheckpoint(UserError):
+    """A weights file that is empty, truncated or corrupt: what a crash of the file system or an interrupted
+    copy leaves (a refused or foreign file is a plain UserError). `reason` is the message without the path."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
 def load_weights_file(path: Path, empty: str, holder: str, unreadable: str,
                       map_location: str | torch.device = "cpu") -> Any:
     """torch.load with weights_only=True (no code runs from the file); an empty, refused or unreadable file
-    is a one-line UserError naming it: `empty` and `unreadable` finish its sentence, `holder` names what
-    never holds pickled objects. The one safe load for sincut's checkpoints and the paper's weights."""
+    is a one-line UserError naming it (UnreadableCheckpoint when empty or damaged): `empty` and `unreadable`
+    finish its sentence, `holder` names what never holds pickled objects. The one safe load for sincut's
+    checkpoints and the paper's weights."""
     if path.stat().st_size == 0:
-        raise UserError(f"{path}: {empty}")
+        raise UnreadableCheckpoint(path, empty)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -288,7 +299,7 @@ def load_weights_file(path: Path, empty: str, holder: str, unreadable: str,
         raise UserError(f"{path}: refused to load: the file holds objects {holder} never has "
                         f"({first[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise UserError(f"{path}: {unreadable.format(str(e).splitlines()[0][:160])}") from None
+        raise UnreadableCheckpoint(path, unreadable.format(str(e).splitlines()[0][:160])) from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -306,8 +317,45 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 # ---------------------------------------------------------------------------------------------
-# What survives a fault: the way on after a write failed
+# What survives a fault: the newest readable checkpoint, and the way on after a write failed
 # ---------------------------------------------------------------------------------------------
+
+def _aside(path: Path) -> Path:
+    """A free name beside `path` for a damaged file: NAME.damaged (NAME.damaged-2, ... when taken); never a
+    step_*.pt name, so it is neither loaded, pruned nor removed as a temp file."""
+    aside, n = path.with_name(path.name + ".damaged"), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{n}")
+    return aside
+
+
+def load_newest_readable(run: Path, note: Callable[[str], None],
+                         set_aside: bool = True) -> tuple[Path | None, dict | None]:
+    """The newest checkpoint of `run` that loads, and its state; (None, None) when the run has none (killed
+    before its first). Newer ones that are damaged (empty, truncated, corrupt) are renamed aside for
+    inspection (by one process: `set_aside`), each with a `note`; when none loads, nothing is renamed and
+    TrainingFailed says so."""
+    damaged: list[tuple[Path, UnreadableCheckpoint]] = []
+    for path in reversed(list_checkpoints(run)):
+        try:
+            state = load_checkpoint(path)
+        except UnreadableCheckpoint as e:
+            damaged.append((path, e))
+            continue
+        except FileNotFoundError:  # another process set it aside
+            continue
+        for bad, error in damaged if set_aside else []:
+            aside = _aside(bad)
+            bad.rename(aside)
+            note(f"{bad}: {error.reason}; renamed to {aside.name} for inspection; resuming from {path.name}")
+        return path, state
+    if damaged:
+        reasons = "; ".join(str(e) for _, e in damaged)
+        raise TrainingFailed(f"{run}: no checkpoint of this run is readable ({reasons}); nothing was renamed; "
+                             f"copy a good step_*.pt into {checkpoint_dir(run)}, or start again with `sincut train`")
+    return None, None
+
 
 def final_outputs_written(run: Path) -> bool:
     """result.png and the report were written after the newest checkpoint: the run's end completed."""

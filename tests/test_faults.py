@@ -2,13 +2,14 @@
 translation, a batch and an export gives one line naming the path, what it needed and the way on, exit 1,
 nothing half-written; following that line finishes the run bit for bit as if nothing happened, and a
 translation or batch stops at the first fault every later file would meet too (tests/faults.py injects the
-faults)."""
+faults). A damaged newest checkpoint is set aside and resume goes on from the one before."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,32 @@ def test_a_folder_that_cannot_be_written_is_one_line_exit_1(straight, tmp_path, 
     assert f"step_0000002.pt: Permission denied (needs write permission on {run / 'checkpoints'})" in line, line
     assert line.endswith(f"make {run / 'checkpoints'} writable, then run `sincut resume {run}` "
                          "(it starts again from step 0)"), line
+
+
+def test_resume_sets_a_damaged_newest_checkpoint_aside_and_goes_on_from_the_one_before(straight, tmp_path):
+    src, tgt, reference = straight
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    newest = run / "checkpoints" / "step_0000004.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # what a crash of the disk leaves
+    result = cli("resume", run, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert (f"{newest}: not a readable sincut checkpoint (truncated or corrupt: " in result.output
+            and "renamed to step_0000004.pt.damaged for inspection; resuming from step_0000002.pt" in result.output)
+    assert (run / "checkpoints" / "step_0000004.pt.damaged").stat().st_size == reference.joinpath(
+        "checkpoints", "step_0000004.pt").stat().st_size // 2  # kept as it was, for inspection
+    assert_same_training_state(final_state(reference), final_state(run))
+
+
+def test_resume_with_no_readable_checkpoint_says_so_in_one_line_and_renames_nothing(straight, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(straight[2], run)
+    for checkpoint in (run / "checkpoints").glob("step_*.pt"):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    line = error_line(cli("resume", run, "--device", "cpu"))
+    assert line.startswith(f"Error: {run}: no checkpoint of this run is readable (") and "nothing was renamed" in line
+    assert "step_0000002.pt" in line and "step_0000004.pt" in line and f"{run / 'checkpoints'}" in line
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "step_0000002.pt", "step_0000004.pt"]
 
 
 @pytest.fixture

@@ -128,8 +128,9 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
     --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
     back up unless --restart-lr); the bookkeeping options and how the run executes (--precision,
     --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. An option
-    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0. On the
-    CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
+    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0; a
+    damaged newest checkpoint is renamed *.damaged and the one before it is used. On the CPU a resumed
+    run ends with the same weights, bit for bit, as one that never stopped.
     """
     _run_training(None, None, None, run, device, {**overrides, "preset": preset, "restart_lr": restart_lr})
 

@@ -26,9 +26,9 @@ from ..interrupt import StopRequest
 from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
 from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, METRICS_FILE, RESULT_IMAGE, RUN_FILE, appending_jsonl,
-                          checkpoint_dir, final_outputs_written, is_run_dir, list_checkpoints, load_checkpoint,
-                          prepare_run_dir, preview_path, read_json, remove_partial_files, save_checkpoint,
-                          save_training_pair, truncate_jsonl, write_config, write_preview, write_run_info)
+                          checkpoint_dir, final_outputs_written, is_run_dir, load_newest_readable, prepare_run_dir,
+                          preview_path, read_json, remove_partial_files, save_checkpoint, save_training_pair,
+                          truncate_jsonl, write_config, write_preview, write_run_info)
 from ..inference.tiles import DEFAULT_TILE
 from ..nets.wrappers import unwrap
 from .distributed import init_from_env, shutdown
@@ -86,7 +86,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
 
 def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None,
            overrides: dict | None = None) -> TrainResult:
-    """Continue a run from its newest checkpoint (from step 0 if it died before the first one).
+    """Continue a run from its newest readable checkpoint (from step 0 if it died before the first one).
 
     Bookkeeping values (--steps, --log-every, ...) may change; anything that changes the objective is
     refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
@@ -104,8 +104,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
     try:
         if world.is_main:
             remove_partial_files(run)
-        found = list_checkpoints(run)
-        state = load_checkpoint(found[-1]) if found else None
+        found, state = load_newest_readable(run, progress.note, set_aside=world.is_main)
         saved = TrainConfig.from_dict(state["config"] if state else read_json(run / CONFIG_FILE))
         try:
             config = saved.with_resume_overrides(overrides)
@@ -127,7 +126,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
                 try:
                     trainer.load_state(state)
                 except (RuntimeError, KeyError, ValueError) as e:
-                    raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                    raise UserError(f"{found}: does not match this run's {config.preset} networks "
                                     f"({str(e).splitlines()[0][:160]})") from None
                 _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
             if world.is_main:
