@@ -2,7 +2,8 @@
 translation, a batch and an export gives one line naming the path, what it needed and the way on, exit 1,
 nothing half-written; following that line finishes the run bit for bit as if nothing happened, and a
 translation or batch stops at the first fault every later file would meet too (tests/faults.py injects the
-faults). A damaged newest checkpoint is set aside and resume goes on from the one before."""
+faults). A damaged newest checkpoint is set aside and resume goes on from the one before. Where the machine
+lets the test mount a small tmpfs (root), a real full file system does the same."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import errno
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,58 @@ def test_export_onto_a_full_disk_writes_nothing(tiny_model, tmp_path, monkeypatc
     assert f"{tmp_path / 'generator.pt'}: No space left on device (" in line
     assert line.endswith("nothing was written there; free space, then run the same command again"), line
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 3 MB tmpfs (too small for one checkpoint of RUN), which `grow()` enlarges; skipped where the
+    machine does not let this process mount one (it needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root; the injected faults above cover the write sites")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({made.stderr.decode().strip()[:100]})")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=200m", str(mount)], check=True)
+
+    try:
+        yield mount, grow
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Take all of `disk`'s free space but `leave` bytes (tmpfs counts whole 4 KiB pages)."""
+    free = shutil.disk_usage(disk).free
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * (free - leave))
+
+
+def test_a_real_full_disk_while_training_and_translating(straight, small_disk, tiny_model, photos, tmp_path):
+    src, tgt, reference = straight
+    disk, grow = small_disk
+    run = disk / "run"
+    line = error_line(cli("train", src, tgt, "--out", run, *RUN))
+    assert f"{run / 'checkpoints' / 'step_0000002.pt'}: No space left on device (needs about " in line, line
+    assert line.endswith(f"then run `sincut resume {run}` (it starts again from step 0)"), line
+    assert not list(run.rglob("*.tmp")) and not list((run / "checkpoints").iterdir())
+
+    assert cli("translate", tiny_model, photos, "--out", tmp_path / "sizes", "--device", "cpu").exit_code == 0
+    pages = {p.name: -(-p.stat().st_size // 4096) for p in (tmp_path / "sizes").iterdir()}
+    _fill(disk, 4096 * (pages["a.png"] + pages["b.png"] + pages["c.png"] // 2))  # room for a and b, not c
+    out = disk / "out"
+    line = error_line(cli("translate", tiny_model, photos, "--out", out, "--device", "cpu"))
+    assert f"{out / 'c.png'}: No space left on device (" in line, line
+    assert line.endswith("stopped: 2 translated, 0 already there, 2 not written; free space, then run the same "
+                         "command again (finished images are skipped)"), line
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+
+    (disk / "filler").unlink()
+    grow()
+    assert cli("resume", run, "--device", "cpu").exit_code == 0
+    assert_same_training_state(final_state(reference), final_state(run))
+    assert cli("translate", tiny_model, photos, "--out", out, "--device", "cpu").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
