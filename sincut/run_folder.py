@@ -71,6 +71,8 @@ def prepare_run_dir(out: str | os.PathLike) -> Path:
     if (run / CHECKPOINTS).exists() or (run / CONFIG_FILE).exists():
         raise UserError(f"{run}: already holds a training run; continue it with `sincut resume {run}`, "
                         "or pass a new --out folder")
+    for tmp in [t for name in (RUN_FILE, CONFIG_FILE) for t in run.glob(f".{name}.*.tmp")]:
+        tmp.unlink(missing_ok=True)  # a train killed as it wrote them left these
     try:
         run.mkdir(parents=True, exist_ok=True)
         probe = run / ".write-test"
@@ -222,11 +224,8 @@ def _tensor_bytes(value: Any) -> int:
     """The bytes of every tensor in a checkpoint's payload: about the size of its file."""
     if isinstance(value, Tensor):
         return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_tensor_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in value)
-    return 0
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return sum(_tensor_bytes(v) for v in items)
 
 
 def save_checkpoint(run_dir: str | os.PathLike, step: int, state: dict[str, Any], keep: int = 2) -> Path:

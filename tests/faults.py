@@ -1,4 +1,5 @@
-"""A disk that fills up (or refuses) on cue, for the write-fault tests: sincut's writes of one file fail
+"""A disk that fills up (or refuses) on cue, for the write-fault tests (and light evaluations for the many
+short runs of those tests and of the kill test): sincut's writes of one file fail
 as a real disk fails them, with no root and no small file system needed.
 
 `FailingWrites(monkeypatch, "step_*.pt")` makes the next write of a file whose name matches the pattern
@@ -20,6 +21,7 @@ import pytest
 
 import sincut.data.images as images
 import sincut.run_folder as run_folder
+from sincut.evaluation.quality import Quality
 
 
 def _name_of_fd(fd: int) -> str:
@@ -109,3 +111,21 @@ class FailingWrites:
         self.failed.append(self._name)
         self._room_left = self.room
         return OSError(self.code, os.strerror(self.code))
+
+
+class _SameFigures:
+    """Stands in for the run's StyleReference: the same figures at every evaluation, so each is the best."""
+
+    def __init__(self, target, size) -> None:
+        pass
+
+    def evaluate(self, output, source) -> Quality:
+        return Quality((0.5, 0.5), 0.9, 0.5, texture_distance=0.1)
+
+
+def light_evaluations(m: pytest.MonkeyPatch) -> None:
+    """These tests are about files, not figures: evaluations with fixed figures, no Inception network, and
+    small previews, so each of the many short runs costs little more than its steps."""
+    m.setattr("sincut.evaluation.monitor.load_inception", lambda *a: None)
+    m.setattr("sincut.evaluation.monitor.StyleReference", _SameFigures)
+    m.setattr("sincut.run_folder.PREVIEW_HEIGHT", 48)

@@ -18,32 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from sincut.evaluation.quality import Quality
-
 from .conftest import SAMPLES, random_rgb
-from .faults import FailingWrites
+from .faults import FailingWrites, light_evaluations
 from .test_resume import assert_same_training_state, cli, final_state, tiny
 
 # Four steps: checkpoints at 2 and 4, a preview at 3, one evaluation (the last, made best).
 RUN = tiny(4, checkpoint_every="2", preview_every="3", eval_every="1000", select_min_ssim="0")
-
-
-class _SameFigures:
-    """Stands in for the run's StyleReference: the same figures at every evaluation, so each is the best."""
-
-    def __init__(self, target, size) -> None:
-        pass
-
-    def evaluate(self, output, source) -> Quality:
-        return Quality((0.5, 0.5), 0.9, 0.5, texture_distance=0.1)
-
-
-def light_evaluations(m: pytest.MonkeyPatch) -> None:
-    """These tests are about files, not figures: evaluations with fixed figures, no Inception network, and
-    small previews, so each of the many short runs costs little more than its steps."""
-    m.setattr("sincut.evaluation.monitor.load_inception", lambda *a: None)
-    m.setattr("sincut.evaluation.monitor.StyleReference", _SameFigures)
-    m.setattr("sincut.run_folder.PREVIEW_HEIGHT", 48)
 
 
 @pytest.fixture(autouse=True)
