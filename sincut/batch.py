@@ -154,7 +154,7 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
                     result = train(config, pair.source, pair.target, run_dir, device, events.pair_progress(pair))
                     result_image = result.result_image
                 image = result_image.read_bytes()
-                atomic_write(final, lambda f: f.write(image))
+                atomic_write(final, image)
             except TrainingStopped:  # Ctrl-C stops the whole batch (the pair's checkpoint is saved)
                 raise
             except Exception as e:  # one bad pair (unreadable image, diverged, out of memory) never stops the rest

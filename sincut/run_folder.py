@@ -94,13 +94,13 @@ def read_json(path: Path) -> dict:
 
 def write_config(run: Path, config: TrainConfig) -> Path:
     """config.json, atomically: a run killed while it is rewritten keeps the previous one."""
-    return atomic_write(run / CONFIG_FILE, lambda f: f.write(config.to_json().encode()))
+    return atomic_write(run / CONFIG_FILE, config.to_json().encode())
 
 
 def write_run_info(run: Path, source: str | os.PathLike, target: str | os.PathLike, **extra: str) -> Path:
     """run.json: the inputs as absolute paths (resume reads them again), and `extra` facts about the run."""
     info = {"source": str(Path(source).resolve()), "target": str(Path(target).resolve()), **extra}
-    return atomic_write(run / RUN_FILE, lambda f: f.write(json.dumps(info, indent=2).encode()))
+    return atomic_write(run / RUN_FILE, json.dumps(info, indent=2).encode())
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -156,7 +156,7 @@ def truncate_jsonl(path: Path, last_step: int) -> list[dict]:
     if not path.exists():
         return []
     kept = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
-    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
     return kept
 
 
@@ -322,11 +322,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def _aside(path: Path) -> Path:
     """A free name beside `path` for a damaged file: NAME.damaged (NAME.damaged-2, ... when taken); never a
     step_*.pt name, so it is neither loaded, pruned nor removed as a temp file."""
-    aside, n = path.with_name(path.name + ".damaged"), 1
-    while aside.exists():
-        n += 1
-        aside = path.with_name(f"{path.name}.damaged-{n}")
-    return aside
+    candidates = (path.with_name(f"{path.name}.damaged{'' if n == 1 else f'-{n}'}") for n in range(1, 10_000))
+    return next(p for p in candidates if not p.exists())
 
 
 def load_newest_readable(run: Path, note: Callable[[str], None],
@@ -350,9 +347,12 @@ def load_newest_readable(run: Path, note: Callable[[str], None],
             note(f"{bad}: {error.reason}; renamed to {aside.name} for inspection; resuming from {path.name}")
         return path, state
     if damaged:
-        reasons = "; ".join(str(e) for _, e in damaged)
-        raise TrainingFailed(f"{run}: no checkpoint of this run is readable ({reasons}); nothing was renamed; "
-                             f"copy a good step_*.pt into {checkpoint_dir(run)}, or start again with `sincut train`")
+        names = ", ".join(path.name for path, _ in damaged)
+        first = damaged[0][1].reason.split(". ")[0]  # torch's messages run on
+        first += ")" * (first.count("(") - first.count(")"))
+        raise TrainingFailed(f"{run}: no checkpoint of this run is readable ({names}; the newest: {first}); nothing "
+                             f"was renamed; copy a good step_*.pt into {checkpoint_dir(run)}, or start again with "
+                             "`sincut train`")
     return None, None
 
 

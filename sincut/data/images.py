@@ -16,6 +16,7 @@ import warnings
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -218,14 +219,18 @@ def can_write_below(folder: str | os.PathLike) -> bool:
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
-def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0,
-                expected: int | None = None) -> WriteFailed | None:
+def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0, expected: int | None = None,
+                at_most: bool = False) -> WriteFailed | None:
     """`error` as a one-line WriteFailed when it is a fault of the machine writing `path` (no space, quota,
     read-only file system, no permission), saying what the write needed; None for anything else, which
-    keeps its traceback. `written`: bytes that reached the disk before it failed; `expected`: the whole."""
+    keeps its traceback. `written`: bytes that reached the disk before it failed; `expected`: the whole
+    (`at_most`: an upper bound, like an image's uncompressed size)."""
     os_error = _os_error_in(error)
     if os_error is None or os_error.errno not in _EVERYWHERE | _PERMISSION:
         return None
@@ -233,12 +238,12 @@ def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0,
     folder = existing_folder(path)
     reason = os_error.strerror or os.strerror(os_error.errno)
     if os_error.errno in _FULL:
-        needs = f"needs about {_size(expected)}" if expected else f"{_size(written)} written before it failed"
-        try:
-            free = f", {_size(shutil.disk_usage(folder).free)} free there" if os_error.errno == errno.ENOSPC else ""
-        except OSError:
-            free = ""
-        what, remedy = needs + free, "free space"
+        needs = [f"needs {'up to' if at_most else 'about'} {_size(expected)}"] if expected else (
+            [f"{_size(written)} written before it failed"] if written else [])
+        with suppress(OSError):
+            if os_error.errno == errno.ENOSPC:
+                needs.append(f"{_size(shutil.disk_usage(folder).free)} free there")
+        what, remedy = ", ".join(needs) or "no room", "free space"
     elif os_error.errno == errno.EROFS:
         what, remedy = f"needs a writable file system at {folder}", f"make {folder} writable"
     else:
@@ -248,16 +253,21 @@ def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0,
                        detail, remedy, os_error.errno in _EVERYWHERE)
 
 
-def atomic_write(path: str | os.PathLike, write, expected_size: int | None = None) -> Path:
-    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename it over `path`.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object] | bytes,
+                 expected_size: int | None = None, at_most: bool = False) -> Path:
+    """Call `write(file_object)` (or write the bytes `write`) on a temp file beside `path`, fsync, then
+    rename it over `path`.
 
     mkstemp creates the temp file with mode 0600 and the rename keeps it, so the mode is set to what
     a plain open() would give (0666 less the umask: 0644 under umask 022) before the rename.
     A full disk or a folder that cannot be written removes the temp file and raises WriteFailed, which
-    says how much the write needed (`expected_size`, else the size of the file it replaces); the file
-    under `path`, if any, is left as it was.
+    says how much the write needed (`expected_size`, `at_most` for a bound; else the bytes' length or the
+    size of the file it replaces); the file under `path`, if any, is left as it was.
     """
     path = Path(path)
+    if isinstance(write, bytes):
+        data, expected_size = write, len(write)
+        write = lambda f: f.write(data)  # noqa: E731
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +288,7 @@ def atomic_write(path: str | os.PathLike, write, expected_size: int | None = Non
                 os.unlink(tmp)
         if expected_size is None and path.is_file():
             expected_size = path.stat().st_size
-        fault = write_fault(e, path, written, expected_size)
+        fault = write_fault(e, path, written, expected_size, at_most)
         if fault is None:
             raise
         raise fault from None
@@ -290,7 +300,8 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quali
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+    raw = pil.width * pil.height * len(pil.getbands())
+    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options), raw, at_most=True)
 
 
 def fit_height(img: Image.Image, height: int) -> Image.Image:
