@@ -297,6 +297,8 @@ def load_weights_file(path: Path, empty: str, holder: str, unreadable: str,
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
         raise UserError(f"{path}: refused to load: the file holds objects {holder} never has "
                         f"({first[:160]})") from None
+    except PermissionError as e:  # not damaged: never set aside
+        raise UserError(f"{path}: cannot be read ({e.strerror}); make it readable") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise UnreadableCheckpoint(path, unreadable.format(str(e).splitlines()[0][:160])) from None
 

@@ -146,6 +146,23 @@ def test_resume_with_no_readable_checkpoint_says_so_in_one_line_and_renames_noth
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "step_0000002.pt", "step_0000004.pt"]
 
 
+def test_a_checkpoint_it_may_not_read_is_not_taken_for_damaged(straight, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(straight[2], run)
+    newest = run / "checkpoints" / "step_0000004.pt"
+    real_load = torch.load
+
+    def refused(path, *args, **kwargs):
+        if Path(path) == newest:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr("sincut.run_folder.torch.load", refused)
+    line = error_line(cli("resume", run, "--device", "cpu"), code=2)
+    assert line == f"Error: {newest}: cannot be read (Permission denied); make it readable", line
+    assert newest.is_file() and not list(run.glob("checkpoints/*.damaged"))
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
     folder = tmp_path / "photos"
