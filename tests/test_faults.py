@@ -236,6 +236,21 @@ def test_export_onto_a_full_disk_writes_nothing(tiny_model, tmp_path, monkeypatc
     assert not list(tmp_path.iterdir())
 
 
+def test_import_onto_a_full_disk_leaves_no_half_made_run(tmp_path, monkeypatch):
+    """A run folder with config.json but no checkpoint would refuse the rerun and resume from scratch."""
+    from .test_official_checkpoints import make_official_folder
+
+    folder, _, _ = make_official_folder("sincut", tmp_path)  # skips without the golden data
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        FailingWrites(m, "step_0000000.pt")
+        line = error_line(cli("import", folder, "--out", run, "--device", "cpu"))
+    assert line.endswith("nothing was imported; free space, then run the same `sincut import` again"), line
+    assert not list(run.iterdir())
+    result = cli("import", folder, "--out", run, "--device", "cpu")
+    assert result.exit_code == 0 and (run / "checkpoints" / "step_0000000.pt").is_file(), result.output
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 3 MB tmpfs (too small for one checkpoint of RUN), which `grow()` enlarges; skipped where the

@@ -194,9 +194,9 @@ _PERMISSION = {errno.EACCES, errno.EPERM}
 
 def _os_error_in(error: BaseException | None) -> OSError | None:
     """The OSError behind `error`: itself, or one it was raised from (torch.save reports a full disk as a
-    RuntimeError raised while handling the OSError)."""
+    RuntimeError raised while handling the OSError). Never behind a KeyboardInterrupt: that stays one."""
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
+    while isinstance(error, Exception) and id(error) not in seen:
         if isinstance(error, OSError):
             return error
         seen.add(id(error))
