@@ -58,11 +58,10 @@ from sincut.data.images import fit_within, save_image, tensor_to_rgb  # noqa: E4
 from sincut.errors import UserError  # noqa: E402
 from sincut.evaluation.monitor import RunMonitor  # noqa: E402
 from sincut.inference.device import pick_device, resolve_precision  # noqa: E402
+from sincut.nets.wrappers import unwrap  # noqa: E402
 from sincut.progress import SilentProgress  # noqa: E402
-from sincut.training.checkpoint import save_best_checkpoint  # noqa: E402
-from sincut.training.distributed import unwrap  # noqa: E402
+from sincut.run_folder import save_best_checkpoint, write_preview  # noqa: E402
 from sincut.training.loop import EVAL_SOURCE_PIXELS, EVAL_TARGET_PIXELS  # noqa: E402
-from sincut.training.run_dir import write_preview  # noqa: E402
 from sincut.training.schedule import steps_for_budget  # noqa: E402
 from sincut.training.trainer import Trainer  # noqa: E402
 

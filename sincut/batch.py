@@ -6,7 +6,8 @@
 
 A pair is finished when its image exists, so a rerun skips it; an unfinished pair's run (left by a
 crash or Ctrl-C) is resumed from its newest checkpoint. A failed pair is reported and the rest go on;
-Ctrl-C stops the batch after saving the current pair's checkpoint.
+Ctrl-C stops the batch after saving the current pair's checkpoint, and so does a write fault that every
+later pair would meet too (no space, read-only or unwritable OUT), with one line.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import torch
 from PIL import Image, ImageOps
 
 from .config import TrainConfig
-from .data.images import atomic_write, images_in_folder, save_image
-from .errors import TrainingStopped, UserError
+from .data.images import atomic_write, can_write_below, images_in_folder, save_image, write_fault
+from .errors import TrainingStopped, UserError, WriteFailed
 from .progress import TrainingProgress
 from .run_folder import RESULT_IMAGE, checkpoint_step, is_run_dir, list_checkpoints
 from .training.loop import resume, train
@@ -153,12 +154,20 @@ def run_batch(config: TrainConfig, sources: list[str | os.PathLike], targets: li
                     result = train(config, pair.source, pair.target, run_dir, device, events.pair_progress(pair))
                     result_image = result.result_image
                 image = result_image.read_bytes()
-                atomic_write(final, lambda f: f.write(image))
+                atomic_write(final, image)
             except TrainingStopped:  # Ctrl-C stops the whole batch (the pair's checkpoint is saved)
                 raise
             except Exception as e:  # one bad pair (unreadable image, diverged, out of memory) never stops the rest
+                fault = e if isinstance(e, WriteFailed) else write_fault(e, getattr(e, "filename", None) or run_dir)
+                if fault is not None and (fault.everywhere or not can_write_below(out)):
+                    left = len(pairs) - len(summary.trained) - len(summary.skipped) - len(summary.failed)
+                    raise fault.retold(
+                        f"stopped at pair {pair.name}: {len(summary.trained) + len(summary.skipped)} pairs done, "
+                        f"{left} not; {fault.remedy}, then run the same `sincut batch` command again (finished "
+                        "pairs are skipped, an unfinished one resumes from its newest checkpoint)") from None
                 first_line = (str(e).strip().splitlines() or [""])[0][:200]
-                reason = f"{pair.name}: " + (str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {first_line}")
+                reason = f"{pair.name}: " + (str(fault or e) if isinstance(fault or e, (UserError, WriteFailed))
+                                             else f"{type(e).__name__}: {first_line}")
                 summary.failed.append((pair, reason))
                 events.pair_done(pair, "failed", reason)
                 continue

@@ -47,13 +47,25 @@ class StopRequest:
 
 
 KILL_AT_ENV = "SINCUT_TEST_KILL_AT"
+_passed: list[str] = []  # the kill points this process has passed while $SINCUT_TEST_KILL_AT was set
 
 
 def kill_point(moment: str) -> None:
     """A hard-kill test hook: SIGKILL this process when $SINCUT_TEST_KILL_AT names `moment`, so
     tests/test_resume.py can kill mid-step, mid-checkpoint or mid-preview exactly, not by timing.
 
-    Moments: `step:N:after-D` (step N has updated D but not yet G) and `write:NAME` (a file NAME is
-    fully written to its temp file but not yet renamed into place)."""
-    if os.environ.get(KILL_AT_ENV) == moment:
+    Moments: `step:N:after-D` (step N has updated D but not yet G), `write:NAME` (a file NAME is fully
+    written to its temp file but not yet renamed into place) and `append:NAME` (a line was appended to
+    NAME). `nth:K` kills at the K-th of them this process passes, whichever it is: tests/test_kill.py
+    draws K from a seeded generator, so its random moments are the same at every run of the test."""
+    wanted = os.environ.get(KILL_AT_ENV)
+    if not wanted:
+        return
+    _passed.append(moment)
+    if wanted in (moment, f"nth:{len(_passed)}"):
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def kill_points_passed() -> list[str]:
+    """The kill points this process has passed while $SINCUT_TEST_KILL_AT was set, in order."""
+    return list(_passed)

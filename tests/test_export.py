@@ -121,7 +121,7 @@ def test_onnx_export_runs_in_onnxruntime_and_reproduces_translate(exportable_mod
 def quick_style_model(coloured_model: Path, tmp_path_factory) -> Path:
     """coloured_model (residual G, guided filter of radius 4, a Pitie colour transfer inside G) with the
     quick recipe's 32 px border and a fine-detail sigma of 1 px: every part the ONNX graph pads around."""
-    from sincut.training.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+    from sincut.run_folder import load_checkpoint, resolve_checkpoint, save_checkpoint
 
     state = load_checkpoint(resolve_checkpoint(coloured_model, "latest"))
     state["config"] = {**state["config"], "border": 32, "detail_sigma": 1.0}

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from sincut.config import TrainConfig, make_config
-from sincut.training.distributed import unwrap
+from sincut.nets.wrappers import unwrap
 from sincut.training.schedule import ema_beta, update_average, with_concrete_steps
 from sincut.training.trainer import Trainer, check_device_support, make_data
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from sincut.training.run_dir import read_jsonl
+from sincut.run_folder import read_jsonl
 
 from .args import fail
 from .paths import ROOT

@@ -54,17 +54,18 @@ def _run_training(config: TrainConfig | None, source: Path | None, target: Path 
     from rich.console import Console
 
     from ..progress import RichProgress, summary_table
-    from ..run_folder import REPORT_HTML, best_checkpoint
+    from ..run_folder import REPORT_HTML, best_checkpoint, write_faults_say_how_to_resume
     from ..training.loop import resume, train
     from ..inference.device import pick_device
 
     device = pick_device(device_name)
     console = Console(stderr=True)
     progress = RichProgress(console)
-    if config is not None:
-        result = train(config, source, target, out, device, progress, announce)
-    else:
-        result = resume(out, device, progress, resume_overrides)
+    with write_faults_say_how_to_resume(out):
+        if config is not None:
+            result = train(config, source, target, out, device, progress, announce)
+        else:
+            result = resume(out, device, progress, resume_overrides)
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
     minutes, seconds = divmod(result.seconds, 60)
@@ -127,8 +128,9 @@ def resume(run: Path, device: str, preset: str | None, restart_lr: bool, **overr
     --steps may extend the run (the lr schedule is recomputed for the new total, but the lr never jumps
     back up unless --restart-lr); the bookkeeping options and how the run executes (--precision,
     --compile: a CPU run may go on on a GPU) may change; the recipe's other options are refused. An option
-    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0. On the
-    CPU a resumed run ends with the same weights, bit for bit, as one that never stopped.
+    left out keeps the run's value. A run killed before its first checkpoint restarts from step 0; a
+    damaged newest checkpoint is renamed *.damaged and the one before it is used. On the CPU a resumed
+    run ends with the same weights, bit for bit, as one that never stopped.
     """
     _run_training(None, None, None, run, device, {**overrides, "preset": preset, "restart_lr": restart_lr})
 
@@ -190,7 +192,8 @@ def translate(model: Path, inputs: tuple[str, ...], out: Path, suffix: str, fmt:
     checkpoints/NAME folder (latest_net_G.pth, train_opt.txt) or a bare *_net_G.pth.
     INPUT is image files, folders (walked recursively; the tree is mirrored) or quoted glob patterns
     like "photos/**/*.jpg". Each output has its input's name and size. Existing outputs are skipped, a
-    bad file is reported and the rest go on; the exit code is 1 if any image failed.
+    bad file is reported and the rest go on; the exit code is 1 if any image failed. A full disk or a
+    read-only --out stops at the first image it fails; run the same command again once it is fixed.
     """
     from rich.console import Console
 
@@ -229,8 +232,8 @@ def batch(sources: tuple[str, ...], targets: tuple[str, ...], out: Path, device:
     \b
     Without --preset: quick on a CPU (8 minutes a pair), the paper's recipe on a GPU. Finished pairs
     (their image exists) are skipped when run again, so an interrupted batch resumes. A failed pair is
-    reported and the rest go on; the exit code is 1 if any pair failed. Every `sincut train` option
-    applies to each pair, e.g.
+    reported and the rest go on; the exit code is 1 if any pair failed. A full disk or a read-only --out
+    stops the batch at once. Every `sincut train` option applies to each pair, e.g.
       sincut batch photos/ --style monet.jpg vangogh.jpg --out batch/ --steps 2000
     """
     from rich.console import Console

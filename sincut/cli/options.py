@@ -16,11 +16,12 @@ import click
 
 from ..config import (DATASET_PRESETS, PRESETS, TrainConfig, changeable_on_resume, field_group, is_index_list,
                       make_config)
-from ..errors import TrainingFailed, TrainingStopped, UserError
+from ..errors import TrainingFailed, TrainingStopped, UserError, WriteFailed
 
 
 class SincutGroup(click.Group):
-    """Turns the user's mistakes into one line on stderr and exit code 2, never a traceback."""
+    """Turns the user's mistakes into one line on stderr and exit code 2, and the machine's faults (training
+    cannot go on, a file cannot be written) into one line and exit code 1, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,7 +29,7 @@ class SincutGroup(click.Group):
         except UserError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
-        except TrainingFailed as e:
+        except (TrainingFailed, WriteFailed) as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(1)
         except TrainingStopped as e:

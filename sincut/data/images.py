@@ -2,22 +2,27 @@
 
 Loading applies EXIF orientation and turns any mode (grayscale, palette, CMYK, RGBA, 16-bit) into RGB
 in [-1, 1]; `read_image` also keeps the alpha channel and says how an unusual mode was converted. Saving is atomic: a temporary file in the destination folder, fsynced, then renamed, so a
-crash never leaves a half-written image under the final name.
+crash never leaves a half-written image under the final name, and a full disk or an unwritable folder is one
+WriteFailed line (write_fault: what the write needed, how to go on) with the temp file removed.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import UserError
+from ..errors import UserError, WriteFailed
 from ..interrupt import kill_point
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
@@ -180,16 +185,93 @@ def _current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call `write(file_object)` on a temp file beside `path`, fsync, then rename it over `path`.
+# The faults a write meets on a user's machine. Every later file meets the first three too (a batch stops at
+# them); a folder without write permission fails only the files that go into it.
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_EVERYWHERE = _FULL | {errno.EROFS}
+_PERMISSION = {errno.EACCES, errno.EPERM}
+
+
+def _os_error_in(error: BaseException | None) -> OSError | None:
+    """The OSError behind `error`: itself, or one it was raised from (torch.save reports a full disk as a
+    RuntimeError raised while handling the OSError). Never behind a KeyboardInterrupt: that stays one."""
+    seen: set[int] = set()
+    while isinstance(error, Exception) and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def existing_folder(path: Path) -> Path:
+    """`path`'s nearest folder that exists: where a failed write's permission and free space are looked up."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def can_write_below(folder: str | os.PathLike) -> bool:
+    """Whether files could be created in `folder` (or, where it does not exist yet, its nearest parent that
+    does): after one write failed for lack of permission, whether the others would fail too."""
+    return os.access(existing_folder(Path(folder) / "x"), os.W_OK)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def write_fault(error: BaseException, path: str | os.PathLike, written: int = 0, expected: int | None = None,
+                at_most: bool = False) -> WriteFailed | None:
+    """`error` as a one-line WriteFailed when it is a fault of the machine writing `path` (no space, quota,
+    read-only file system, no permission), saying what the write needed; None for anything else, which
+    keeps its traceback. `written`: bytes that reached the disk before it failed; `expected`: the whole
+    (`at_most`: an upper bound, like an image's uncompressed size)."""
+    os_error = _os_error_in(error)
+    if os_error is None or os_error.errno not in _EVERYWHERE | _PERMISSION:
+        return None
+    path = Path(path)
+    folder = existing_folder(path)
+    reason = os_error.strerror or os.strerror(os_error.errno)
+    if os_error.errno in _FULL:
+        needs = [f"needs {'up to' if at_most else 'about'} {_size(expected)}"] if expected else (
+            [f"{_size(written)} written before it failed"] if written else [])
+        with suppress(OSError):
+            if os_error.errno == errno.ENOSPC:
+                needs.append(f"{_size(shutil.disk_usage(folder).free)} free there")
+        what, remedy = ", ".join(needs) or "no room", "free space"
+    elif os_error.errno == errno.EROFS:
+        what, remedy = f"needs a writable file system at {folder}", f"make {folder} writable"
+    else:
+        what, remedy = f"needs write permission on {folder}", f"make {folder} writable"
+    detail = f"{path}: {reason} ({what})"
+    return WriteFailed(f"{detail}; nothing was written there; {remedy}, then run the same command again",
+                       detail, remedy, os_error.errno in _EVERYWHERE)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object] | bytes,
+                 expected_size: int | None = None, at_most: bool = False) -> Path:
+    """Call `write(file_object)` (or write the bytes `write`) on a temp file beside `path`, fsync, then
+    rename it over `path`.
 
     mkstemp creates the temp file with mode 0600 and the rename keeps it, so the mode is set to what
     a plain open() would give (0666 less the umask: 0644 under umask 022) before the rename.
+    A full disk or a folder that cannot be written removes the temp file and raises WriteFailed, which
+    says how much the write needed (`expected_size`, `at_most` for a bound; else the bytes' length or the
+    size of the file it replaces); the file under `path`, if any, is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if isinstance(write, bytes):
+        data, expected_size = write, len(write)
+        write = lambda f: f.write(data)  # noqa: E731
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -197,9 +279,19 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.fsync(f.fileno())
         kill_point(f"write:{path.name}")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        written = 0
+        if tmp is not None:
+            with suppress(OSError):
+                written = os.path.getsize(tmp)
+            with suppress(OSError):
+                os.unlink(tmp)
+        if expected_size is None and path.is_file():
+            expected_size = path.stat().st_size
+        fault = write_fault(e, path, written, expected_size, at_most)
+        if fault is None:
+            raise
+        raise fault from None
     return path
 
 
@@ -208,7 +300,8 @@ def save_image(image: torch.Tensor | Image.Image, path: str | os.PathLike, quali
     pil = image if isinstance(image, Image.Image) else to_pil(image)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options))
+    raw = pil.width * pil.height * len(pil.getbands())
+    return atomic_write(path, lambda f: pil.save(f, format=fmt, **options), raw, at_most=True)
 
 
 def fit_height(img: Image.Image, height: int) -> Image.Image:

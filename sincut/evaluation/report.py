@@ -325,5 +325,5 @@ def write_report(run: str | os.PathLike) -> tuple[Path, Path]:
     save_image(metrics, files.run / "plots" / "metrics.png")
     png = save_image(summary_image(files, losses, metrics), files.run / REPORT_PNG)
     page = report_html(files, losses, metrics).encode("utf-8")
-    html_path = atomic_write(files.run / REPORT_HTML, lambda f: f.write(page))
+    html_path = atomic_write(files.run / REPORT_HTML, page)
     return html_path, png

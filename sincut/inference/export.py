@@ -77,14 +77,11 @@ def export_torchscript(model: str | os.PathLike, out: str | os.PathLike) -> Path
     about = {"sincut_version": __version__, "step": step, "ngf": config.ngf, "input": "float32 NCHW in [-1, 1]",
              "output": "same shape, unclamped", "noise": "off (sincut translate --no-noise)", "border": config.border}
 
-    def write(f) -> None:
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.save(traced, buffer, _extra_files={"sincut.json": json.dumps(about)})
-        f.write(buffer.getvalue())
-
-    return atomic_write(out, write)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(traced, buffer, _extra_files={"sincut.json": json.dumps(about)})
+    return atomic_write(out, buffer.getvalue())
 
 
 def onnx_bytes(G: Generator, border: int = 0) -> bytes:
@@ -109,4 +106,4 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike) -> Path:
                         "or export TorchScript (the default)")
     G, config, _ = load_generator(model, torch.device("cpu"))
     graph = onnx_bytes(G, config.border)
-    return atomic_write(out, lambda f: f.write(graph))
+    return atomic_write(out, graph)

@@ -1,5 +1,6 @@
 """The batch over files (`sincut translate`): inputs (files, folders, globs) -> sorted jobs -> this shard's
-share; existing outputs skipped, each output written atomically, one bad file reported and skipped over.
+share; existing outputs skipped, each output written atomically, one bad file reported and skipped over; a
+write fault every later file would meet too (no space, read-only output) stops the batch at once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import IMAGE_SUFFIXES, DecodedImage, images_in_folder, images_under, is_image_file, read_image, save_image
-from ..errors import UserError
+from ..data.images import (IMAGE_SUFFIXES, DecodedImage, can_write_below, images_in_folder, images_under,
+                           is_image_file, read_image, save_image)
+from ..errors import UserError, WriteFailed
 from .model import load_generator
 from .translator import Translator
 
@@ -180,7 +182,9 @@ def resize_square(decoded: DecodedImage, size: int) -> DecodedImage:
 def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
                     device: torch.device, options: TranslateOptions | None = None,
                     events: TranslateEvents | None = None) -> TranslateSummary:
-    """Translate every input image (this shard's share) into `out_dir`; a failure never stops the rest."""
+    """Translate every input image (this shard's share) into `out_dir`. A bad file is reported and the rest
+    go on; a write fault that every later file would meet too (no space, read-only or unwritable `out_dir`)
+    stops the batch with one WriteFailed: what was written, what was not, how to rerun."""
     options = options or TranslateOptions()
     events = events or _NoEvents()
     jobs = take_shard(plan_jobs(inputs, out_dir, options.suffix, options.format), *options.shard)
@@ -198,13 +202,25 @@ def translate_files(model: str | os.PathLike, inputs: list[str | os.PathLike], o
         summary.failed.append((job.source, _reason(job, error)))
         events.done(job, "failed", summary.failed[-1][1])
 
+    def stop(fault: WriteFailed) -> WriteFailed:
+        failed = f", {len(summary.failed)} failed" if summary.failed else ""
+        left = len(jobs) - len(summary.translated) - len(summary.skipped) - len(summary.failed)
+        return fault.retold(f"stopped: {len(summary.translated)} translated, {len(summary.skipped)} already there"
+                            f"{failed}, {left} not written; {fault.remedy}, then run the same command again "
+                            "(finished images are skipped)")
+
     def save(job: Job, decoded: DecodedImage, rgb: np.ndarray) -> None:
         if decoded.alpha is not None and not keeps_alpha:
             events.note(f"{job.source}: JPEG has no alpha channel, so the alpha was dropped "
                         "(use --format png or webp to keep it)")
         try:
             save_translation(rgb, decoded.alpha if keeps_alpha else None, job.output, options.quality)
-        except Exception as e:  # a full disk or an unwritable folder fails this image, not the batch
+        except WriteFailed as e:  # one unwritable subfolder fails its images; a full disk stops the batch
+            if e.everywhere or not can_write_below(out_dir):
+                raise stop(e) from None
+            fail(job, e)
+            return
+        except Exception as e:
             fail(job, e)
             return
         summary.translated.append(job.output)

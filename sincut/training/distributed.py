@@ -13,8 +13,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..nets.wrappers import unwrap  # noqa: F401  (benchmarks/harness/steps.py and step_profile.py import it here)
-
 
 @dataclass(frozen=True)
 class World:

@@ -6,8 +6,8 @@ train() starts a run, resume() continues one, import_official() makes one from t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -21,14 +21,14 @@ from PIL import Image
 
 from ..config import TrainConfig
 from ..data.images import fit_within, save_image, tensor_to_rgb
-from ..errors import TrainingFailed, TrainingStopped, UserError
+from ..errors import TrainingFailed, TrainingStopped, UserError, WriteFailed
 from ..interrupt import StopRequest
 from ..evaluation.monitor import RunMonitor, check_selection_possible
 from ..progress import SilentProgress, TrainingProgress
-from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, RESULT_IMAGE, RUN_FILE, is_run_dir, list_checkpoints,
-                          load_checkpoint, prepare_run_dir, preview_path, read_json, remove_partial_files,
-                          save_checkpoint, save_training_pair, truncate_jsonl, write_config, write_preview,
-                          write_run_info)
+from ..run_folder import (CONFIG_FILE, LATEST_IMAGE, LOG_FILE, METRICS_FILE, RESULT_IMAGE, RUN_FILE, appending_jsonl,
+                          checkpoint_dir, final_outputs_written, is_run_dir, load_newest_readable, prepare_run_dir,
+                          preview_path, read_json, remove_partial_files, save_checkpoint, save_training_pair,
+                          truncate_jsonl, write_config, write_preview, write_run_info)
 from ..inference.tiles import DEFAULT_TILE
 from ..nets.wrappers import unwrap
 from .distributed import init_from_env, shutdown
@@ -86,11 +86,12 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
 
 def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingProgress | None = None,
            overrides: dict | None = None) -> TrainResult:
-    """Continue a run from its newest checkpoint (from step 0 if it died before the first one).
+    """Continue a run from its newest readable checkpoint (from step 0 if it died before the first one).
 
     Bookkeeping values (--steps, --log-every, ...) may change; anything that changes the objective is
     refused. Log lines past the checkpoint (written by the interrupted process) are dropped, so the
-    log reads as one run.
+    log reads as one run. A run that trained all its steps but died before its result and report (a full
+    disk) only writes those.
     """
     overrides = dict(overrides or {})
     restart_lr = bool(overrides.pop("restart_lr", False))
@@ -103,8 +104,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
     try:
         if world.is_main:
             remove_partial_files(run)
-        found = list_checkpoints(run)
-        state = load_checkpoint(found[-1]) if found else None
+        found, state = load_newest_readable(run, progress.note, set_aside=world.is_main)
         saved = TrainConfig.from_dict(state["config"] if state else read_json(run / CONFIG_FILE))
         try:
             config = saved.with_resume_overrides(overrides)
@@ -112,7 +112,8 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
             raise UserError(f"{run}: {e}") from None
         config = with_device_precision(config, device)  # --precision auto given on resume: this device's
         start = int(state["step"]) if state else 0
-        if config.steps is not None and start >= config.steps:
+        finishing = config.steps is not None and start == config.steps and not final_outputs_written(run)
+        if config.steps is not None and start >= config.steps and not finishing:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
         check_device_support(config, device)
@@ -125,11 +126,13 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
                 try:
                     trainer.load_state(state)
                 except (RuntimeError, KeyError, ValueError) as e:
-                    raise UserError(f"{found[-1]}: does not match this run's {config.preset} networks "
+                    raise UserError(f"{found}: does not match this run's {config.preset} networks "
                                     f"({str(e).splitlines()[0][:160]})") from None
                 _keep_lr_from_rising(trainer, state, start, restart_lr, progress)
             if world.is_main:
                 truncate_jsonl(run / LOG_FILE, start)
+                if finishing:  # the last evaluation is made again with the final images
+                    truncate_jsonl(run / METRICS_FILE, start - 1)
                 write_config(run, config)
             return _fit(trainer, run, start, progress)
     finally:
@@ -219,7 +222,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         monitor.evaluate(0, trainer.translate(source), trainer.state, candidate=False)
         sizer.seconds_per_eval = clock() - t0
     log_path = run / LOG_FILE if main else Path(os.devnull)
-    with open(log_path, "a", encoding="utf-8") as log_file, StopRequest() as stop:
+    with appending_jsonl(log_path) as append_log, StopRequest() as stop:
         try:
             step = start
             while step < config.steps:
@@ -241,8 +244,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                 if logging:
                     record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
                               "seconds_per_step": round(clock() - t0, 4), **losses}
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
+                    append_log(record)
                 progress.step(step, losses if logging else None)
                 if checkpointing and done < config.steps:
                     path = save_checkpoint(run, done, trainer.state(), keep=config.keep_checkpoints) if main else run
@@ -316,9 +318,16 @@ def import_official(folder: str | os.PathLike, out: str | os.PathLike, device: t
     for name, net, path in (("G", trainer.G, ckpt.G), ("D", trainer.D, ckpt.D), ("F", trainer.F, ckpt.F)):
         module = unwrap(net)
         module.load_state_dict(to_our_state(name, states[name], module, config, str(path)))
-    write_run_info(run, source, target, imported_from=str(ckpt.G.resolve()))
-    write_config(run, config)
     state = trainer.state()
     state["lr"] = trainer.lr_at(max(0, step - 1))
-    save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    try:
+        write_run_info(run, source, target, imported_from=str(ckpt.G.resolve()))
+        write_config(run, config)
+        save_checkpoint(run, step, state, keep=config.keep_checkpoints)
+    except WriteFailed as e:  # a half-made run would be refused by the rerun (and resume would start afresh)
+        for made in (run / CONFIG_FILE, run / RUN_FILE):
+            made.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            checkpoint_dir(run).rmdir()
+        raise e.retold(f"nothing was imported; {e.remedy}, then run the same `sincut import` again") from None
     return run
