@@ -142,12 +142,12 @@ class PatchSampler:
         return i.clamp(0, len(self.scales) - 1)
 
     def _grid_cells(self, n: int, generator: torch.Generator | None, dev: torch.device,
-                    zoom: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    zoom: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The paper's positions: zoomed size max(crop, round(side x zoom)) in whole pixels; a grid of
         floor(side / crop) cells starting at a random offset in [0, side mod crop]; one random cell.
         Returned as the native-pixel left/top corner and size of each patch's region."""
         c = self.crop_size
-        lo, hi = zoom
+        lo, hi = zoom or self.zoom
         u = torch.rand(n, 6, generator=generator, device=dev)
         native = torch.tensor([self.width, self.height], device=dev, dtype=u.dtype)
         zoomed = torch.round(native * (lo + (hi - lo) * u[:, :2])).clamp(min=c)  # [n, (w, h)]
@@ -161,10 +161,10 @@ class PatchSampler:
         return corner[:, 0] * scale[:, 0], corner[:, 1] * scale[:, 1], region[:, 0], region[:, 1]
 
     def _stratified(self, n: int, generator: torch.Generator | None, dev: torch.device,
-                    zoom: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    zoom: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A g x g grid of cells over the free range, one jittered cell per patch."""
         c = self.crop_size
-        lo, hi = zoom
+        lo, hi = zoom or self.zoom
         u = torch.rand(n, 4, generator=generator, device=dev)
         zx = (lo + (hi - lo) * u[:, 0]).clamp(min=c / self.width)
         zy = (lo + (hi - lo) * u[:, 1]).clamp(min=c / self.height)
