@@ -190,6 +190,13 @@ class TrainConfig:
                           group="execution", brief="auto: bf16 where fast and shown safe, else fp32.")
     compile: bool = _opt(False, "Fast path: torch.compile G, D and F (slow first steps; best on GPUs).",
                          group="execution", brief="torch.compile the networks.")
+    cuda_graphs: bool = _opt(False, "CUDA GPUs: capture each kind of training step (R1 or not, and so on) as a CUDA "
+                                    "graph after a few eager steps and replay it, so the GPU is not left waiting "
+                                    "on Python's kernel launches; the same math (Adam made capturable). Not yet "
+                                    "measured on a GPU, so off by default. Refused on a CPU or MPS, under "
+                                    "torchrun, with --precision fp16, --compile, --lambda-high-band, "
+                                    "--detail-sigma or --colour-init.",
+                             group="execution", brief="CUDA only: replay steps as captured CUDA graphs.")
     seed: int = _opt(0, "Random seed; a CPU run with the same seed repeats exactly.", min=0,
                      group="bookkeeping", brief="Random seed.")
     log_every: int = _opt(10, "Steps between loss log lines (and progress updates of the losses).",

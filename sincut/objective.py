@@ -163,6 +163,11 @@ def excess_high_band(fake: Tensor, real: Tensor) -> Tensor:
         return F.relu(ours - theirs).mean()
 
 
+def flip_if(x: Tensor, flipped: bool | Tensor) -> Tensor:
+    """x mirrored along W when `flipped`; a device bool selects with `where` (no read back, the same values)."""
+    return torch.where(flipped, x.flip(3), x) if isinstance(flipped, Tensor) else (x.flip(3) if flipped else x)
+
+
 @dataclass
 class Forward:
     """What one G pass on [source; target] gives the two losses."""
@@ -173,7 +178,7 @@ class Forward:
     identity: Tensor      # G(target): should stay the target
     source_feats: list[Tensor]  # encoder features of the real inputs, from the same G pass
     target_feats: list[Tensor]
-    flipped: bool = False  # flip-equivariance: G saw the inputs mirrored
+    flipped: bool | Tensor = False  # flip-equivariance: G saw the inputs mirrored (a device bool: sync_free)
     with_identity: bool = True  # G ran on TARGET too (False on the steps --identity-every skips)
 
 
@@ -232,6 +237,8 @@ class Objective:
         # convolutions at batch 2 took longer than two at batch 1 (benchmarks/ab.py separate). The
         # trainer turns it on where it measured faster; never under DDP, which wants one pass per net.
         self.separate_passes = False
+        # sync_free (trainer, CUDA): the flip draw stays on the device; the keys' own pass runs every step
+        self.sync_free = False
 
     @classmethod
     def from_config(cls, config: "TrainConfig", G: nn.Module, D: nn.Module, F_head: nn.Module,
@@ -259,10 +266,9 @@ class Objective:
         step without the identity terms (--identity-every) G runs on SOURCE only."""
         needs_target = self.identity_step(step)
         if flipped is None:
-            flipped = self.flip_equivariance and bool(torch.rand((), device=source.device, generator=self.rng) < 0.5)
-        inputs = [source, target] if needs_target else [source]
-        if flipped:
-            inputs = [x.flip(3) for x in inputs]
+            flipped = self.flip_equivariance and (torch.rand((), device=source.device, generator=self.rng) < 0.5)
+            flipped = flipped if self.sync_free or flipped is False else bool(flipped)
+        inputs = [flip_if(x, flipped) for x in ([source, target] if needs_target else [source])]
         # --colour-init: G's colour transfer T (fitted photo -> painting) applies to the sources only; the
         # identity pass's TARGET patches are in the painting's colours already, so G(target) = target + change.
         colour = getattr(self.G_net, "colour", None) is not None
@@ -360,10 +366,12 @@ class Objective:
             reals = [fwd.source, fwd.target] if nce_identity else [fwd.source]
             queries = self._encode_each(generated)
             keys = [fwd.source_feats, fwd.target_feats][:len(generated)]
-            if fwd.flipped:  # flip the queries back; the keys come from the unflipped real images
-                queries = [[q.flip(3) for q in qs] for qs in queries]
+            if isinstance(fwd.flipped, Tensor) or fwd.flipped:  # flip the queries back; the keys come from
+                queries = [[flip_if(q, fwd.flipped) for q in qs] for qs in queries]  # the unflipped reals
                 with torch.no_grad():
-                    keys = self._encode_each(reals)
+                    unflipped = self._encode_each(reals)
+                keys = unflipped if not isinstance(fwd.flipped, Tensor) else [
+                    [torch.where(fwd.flipped, u, k) for u, k in zip(us, ks)] for us, ks in zip(unflipped, keys)]
             nce = [self._nce(q, k) for q, k in zip(queries, keys)]
             parts["NCE"] = nce[0]
             if nce_identity:
@@ -377,15 +385,15 @@ class Objective:
             parts["idt"] = F.l1_loss(fwd.identity, fwd.target) * (self.lambda_identity * lazy)
             loss = loss + parts["idt"]
         if self.lambda_patch_swd > 0:  # draws from the step's generator only when on: off leaves runs unchanged
-            real = fwd.target.flip(3) if fwd.flipped else fwd.target  # the fakes' orientation
+            real = flip_if(fwd.target, fwd.flipped)  # the fakes' orientation
             parts["SWD"] = patch_swd_loss(fwd.fake, real, self.patch_swd_scales, self.rng) * self.lambda_patch_swd
             loss = loss + parts["SWD"]
         if self.lambda_high_band > 0:
-            real = fwd.target.flip(3) if fwd.flipped else fwd.target
+            real = flip_if(fwd.target, fwd.flipped)
             parts["high_band"] = excess_high_band(fwd.fake, real) * self.lambda_high_band
             loss = loss + parts["high_band"]
         if self.lambda_patch_match > 0:  # as above: draws from the generator only when on
-            real = fwd.target.flip(3) if fwd.flipped else fwd.target
+            real = flip_if(fwd.target, fwd.flipped)
             parts["match"] = (patch_match_loss(fwd.fake, real, self.patch_match_scales, self.rng)
                               * self.lambda_patch_match)
             loss = loss + parts["match"]

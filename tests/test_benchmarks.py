@@ -11,6 +11,7 @@ import re
 import runpy
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def test_every_script_answers_help(script: Path, monkeypatch, capsys):
 
 def test_gpu_sh_answers_help():
     done = subprocess.run(["bash", str(BENCHMARKS / "gpu.sh"), "--help"], capture_output=True, text=True)
-    assert done.returncode == 0 and "GPU_PICTURE_STEPS" in done.stdout and "set -uo" not in done.stdout
+    assert done.returncode == 0 and "GPU_QUICK_MINUTES" in done.stdout and "set -uo" not in done.stdout
+    prepare = subprocess.run(["bash", str(BENCHMARKS / "gpu_prepare.sh"), "--help"], capture_output=True, text=True)
+    assert prepare.returncode == 0 and 'carry=[".gpu_inputs", ".whl"]' in prepare.stdout
 
 
 @pytest.fixture(scope="module")
@@ -312,15 +315,72 @@ def test_ab_smoke(tiny_shared: Path):
     assert re.search(r"B \(contiguous\) \d+\.\d{3} s per step \(medians of 1\); B/A speed-up \d+\.\d\dx$", stdout)
 
 
-def test_gpu_sh_part_one_on_a_cpu(tiny_shared: Path, tmp_path: Path):
-    env = {"OUT": str(tmp_path), "GPU_DEVICE": "cpu", "GPU_PRESETS": "quick", "GPU_WARMUP_STEPS": "0",
-           "GPU_TIMED_STEPS": "1", "GPU_PICTURE_STEPS": "0"}
+def test_gpu_sh_dry_run_on_a_cpu(tiny_shared: Path, tmp_path: Path):
+    """The whole prepared GPU call on a CPU: part 1 (quick, eager and the captured step's body), part 2 skipped
+    without the paper's checkout, part 3 one 6-second quick run whose folder comes back in a tar."""
+    pair = tiny_shared / "data" / "single_image_monet_etretat"
+    env = {"OUT": str(tmp_path), "GPU_DEVICE": "cpu", "GPU_PRESETS": "quick", "GPU_PRECISIONS": "fp32",
+           "GPU_WARMUP_STEPS": "0", "GPU_TIMED_STEPS": "1", "GPU_OFFICIAL": str(tmp_path / "none"),
+           "GPU_QUICK_MINUTES": "0.1", "GPU_QUICK_SLACK": "600", "GPU_QUICK_ARGS": " ".join(TINY_RUN),
+           "GPU_QUICK_PAIRS": f"tiny:{pair / 'etretat-normandy-france.jpg'}:{pair / 'monet.jpg'}"}
     stdout = run_script("gpu.sh", shared=tiny_shared, env=env)
     result = assert_keys_of("results/gpu_steps.json", tmp_path / "gpu_steps.json", ["machine", "rows/*"])
-    from sincut.inference.device import cpu_has_bf16_kernels
+    assert [(r["mode"], r["graphs"], r["timed_steps"]) for r in result["rows"]] == [("eager", False, 1),
+                                                                                     ("captured", False, 1)]
+    assert result["rows"][0]["peak_gpu_mib"] is None and result["rows"][0]["gflop"] > 0
+    assert "| quick | fp32 | captured |" in stdout and "part 2 skipped" in stdout
+    assert "part 3: quick runs eager" in stdout and "tiny quick 0.1 min:" in stdout
+    with tarfile.open(tmp_path / "quick_tiny.tar") as tar:
+        names = set(tar.getnames())
+    assert {"tiny/quick-0.1min/result.png", "tiny/quick-0.1min/metrics.jsonl", "tiny/quick-0.1min.log"} <= names
+    assert (tmp_path / "gpu.log").read_text().count("ms/step") >= 2
 
-    assert [r["precision"] for r in result["rows"]] == (["fp32", "bf16"] if cpu_has_bf16_kernels() else ["fp32"])
-    assert result["rows"][0]["peak_gpu_mib"] is None and "| quick | fp32 |" in stdout
+
+def test_paper_gpu_times_the_papers_train_py_through_bench_sh(tmp_path: Path):
+    """A stand-in for the paper's checkout behind tools/official's bench.sh and bench_driver.py (unchanged): its
+    train.py calls CUTModel.optimize_parameters in a loop; the driver stops it after the warm-up and the timed
+    iterations and prints its BENCH lines, which become a row."""
+    tools = SHARED.parent / "tools" / "official"
+    if not (tools / "bench.sh").is_file():
+        pytest.skip("needs ../shared/tools/official (bench.sh, bench_driver.py)")
+    official = tmp_path / "official"
+    (official / "cut" / "models").mkdir(parents=True)
+    for name in ("bench.sh", "bench_driver.py"):
+        (official / name).write_text((tools / name).read_text())
+    (official / "cut" / "models" / "__init__.py").write_text("")
+    (official / "cut" / "models" / "cut_model.py").write_text(textwrap.dedent("""
+        import types
+
+        class CUTModel:
+            opt = types.SimpleNamespace(batch_size=16, crop_size=64, load_size=1024, netG="stylegan2",
+                                        netD="stylegan2", num_threads=0)
+
+            def data_dependent_initialize(self, data):
+                pass
+
+            def optimize_parameters(self):
+                pass
+
+            def get_current_losses(self):
+                return {"G": 1.5}
+    """))
+    (official / "cut" / "train.py").write_text(textwrap.dedent("""
+        import sys
+        from models.cut_model import CUTModel
+
+        assert "--gpu_ids" in sys.argv and "--model" in sys.argv, sys.argv
+        model = CUTModel()
+        for _ in range(50):
+            model.optimize_parameters()
+        raise SystemExit("the driver should have stopped the loop")
+    """))
+    out = tmp_path / "paper_gpu.json"
+    stdout = run_script("paper_gpu.py", "--official", str(official), "--modes", "sincut", "--iters", "4",
+                        "--warmup", "1", "--device", "cpu", "--json", str(out))
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["mode"] == "sincut" and "error" not in row, row
+    assert row["iters_timed"] == 4 and row["batch_size"] == 16 and row["last_losses"] == {"G": 1.5}
+    assert row["sec_per_iter_wall_median"] >= 0 and "| sincut |" in stdout
 
 
 def test_paper_probe_counts_and_profiles_the_wrapped_step(tmp_path: Path):

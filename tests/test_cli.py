@@ -123,7 +123,7 @@ ONE_SCREEN = ("paper", "bookkeeping", "execution")  # the groups of options a on
 @pytest.mark.parametrize("command", ["train", "batch"])
 def test_help_fits_one_screen_and_lists_the_options_users_need(command: str):
     text = help_text(command, "--help")
-    assert len(text.splitlines()) <= 45, text  # train: 40 lines; batch's usage and docstring are longer
+    assert len(text.splitlines()) <= 47, text  # train: 42 lines; batch's usage and docstring are longer
     shown = {flag(f) for f in FIELDS if field_group(f) in ONE_SCREEN}
     assert listed_flags(text) == shown | OWN[command] | {"--preset", "--out", "--help", "--help-all", "--device"}
     # the research knobs are left to --help-all

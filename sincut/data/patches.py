@@ -68,17 +68,31 @@ class PatchSampler:
         self.level_sizes = {(iy, ix): (int(self.height * sy), int(self.width * sx))  # as kornia's rescale
                             for iy, sy in enumerate(self.scales) for ix, sx in enumerate(self.scales)}
         self.levels: dict[tuple[int, int], Tensor] = {}
+        # (width, height) on the device once: the draws scale by it without copying host values each call
+        self.native_size = torch.tensor([self.width, self.height], device=image.device, dtype=torch.float32)
         if self.storage == torch.uint8:  # only the image itself; levels are computed per patch window
             self.levels[(0, 0)] = self._store(image)
+            self.flat, self.offsets = self.levels[(0, 0)][0].reshape(3, -1), {(0, 0): 0}
             return
+        # Every level in one [3, sum of level areas] buffer, each level a view into it: a batch's patches
+        # can then read their own levels in one gather (data/fixed_patches.py), with no copy of the pyramid.
         image = self._store(image)
+        areas = {key: h * w for key, (h, w) in self.level_sizes.items()}
+        self.flat = torch.empty(3, sum(areas.values()), device=image.device, dtype=torch.float32)
+        self.offsets: dict[tuple[int, int], int] = {}
+        start = 0
         for iy, sy in enumerate(self.scales):
             for ix, sx in enumerate(self.scales):
                 if iy == 0 and ix == 0:
                     level = image
                 else:
                     level = rescale(image, (sy, sx), interpolation="bilinear", antialias=True)
-                self.levels[(iy, ix)] = level.contiguous()
+                h, w = self.level_sizes[(iy, ix)]
+                view = self.flat[:, start:start + h * w]
+                view.copy_(level.reshape(3, h * w))
+                self.levels[(iy, ix)] = view.view(1, 3, h, w)
+                self.offsets[(iy, ix)] = start
+                start += h * w
 
     def _store(self, image: Tensor) -> Tensor:
         """The image in this sampler's storage: float32 in [-1, 1], or uint8 (a uint8 image as is)."""
@@ -149,7 +163,7 @@ class PatchSampler:
         c = self.crop_size
         lo, hi = zoom or self.zoom
         u = torch.rand(n, 6, generator=generator, device=dev)
-        native = torch.tensor([self.width, self.height], device=dev, dtype=u.dtype)
+        native = self.native_size
         zoomed = torch.round(native * (lo + (hi - lo) * u[:, :2])).clamp(min=c)  # [n, (w, h)]
         cells = torch.floor(zoomed / c)
         room = zoomed - cells * c

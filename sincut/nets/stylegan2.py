@@ -71,6 +71,9 @@ class Generator(EncoderFeatures, nn.Module):
         if guide_radius and not residual:
             raise ValueError("guide_radius filters the change of a residual generator (residual=True)")
         self.guide_radius = guide_radius
+        # The guided filter's luminance weights on G's device (not saved): a step copies nothing from the host.
+        if guide_radius:
+            self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         # --detail-sigma: the fine part of G's own change (itself minus its Gaussian blur) bypasses the
         # guided filter. A halo is a band wider than the blur, so it stays filtered; a stroke finer than
         # the blur may be drawn where the photo has none.
@@ -143,9 +146,9 @@ class Generator(EncoderFeatures, nn.Module):
                 # a pointwise transfer amplifies JPEG blocks and noise in flat skies (a fitted Pitie map has
                 # local gains in the thousands); filtered, its change follows the photo's edges and is smooth
                 # where the photo is flat.
-                out, image = guided_change(photo, image - photo + out, self.guide_radius), photo
+                out, image = guided_change(photo, image - photo + out, self.guide_radius, luma=self.luma), photo
             else:
-                out = guided_change(image, out, self.guide_radius)
+                out = guided_change(image, out, self.guide_radius, luma=self.luma)
             if self.detail_sigma:
                 out = out + fine_detail(own_change, self.detail_sigma)
         return (image + out if self.residual else out), feats
@@ -155,14 +158,17 @@ GUIDE_EPS = 0.01  # the guided filter's regulariser, in squared [-1, 1] luminanc
 LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights
 
 
-def guided_change(image: Tensor, change: Tensor, radius: int, eps: float = GUIDE_EPS) -> Tensor:
+def guided_change(image: Tensor, change: Tensor, radius: int, eps: float = GUIDE_EPS,
+                  luma: Tensor | None = None) -> Tensor:
     """G's change made edge-aware: fitted in every (2r+1)^2 window as a * luminance + b (a guided filter,
     He et al. 2010, kornia's), then a and b averaged over the windows covering each pixel. Where the
     photo is flat the change is smoothed; across a photo edge it may step with the edge but cannot
-    spill over it as a band (the halo a convolution's receptive field draws along a skyline)."""
+    spill over it as a band (the halo a convolution's receptive field draws along a skyline). `luma`: the
+    LUMA weights as a [1, 3, 1, 1] tensor on the image's device (G's buffer), else copied from the host."""
     radius = min(radius, change.shape[-2] - 1, change.shape[-1] - 1)  # reflection needs a wider image
-    luma = (image * image.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return kornia.filters.guided_blur(luma, change, 2 * radius + 1, eps, border_type="reflect")
+    weights = image.new_tensor(LUMA).view(1, 3, 1, 1) if luma is None else luma.to(image.dtype)
+    guide = (image * weights).sum(1, keepdim=True)
+    return kornia.filters.guided_blur(guide, change, 2 * radius + 1, eps, border_type="reflect")
 
 
 def detail_reach(sigma: float) -> int:

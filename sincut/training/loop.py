@@ -67,7 +67,7 @@ def train(config: TrainConfig, source_path: str | os.PathLike, target_path: str 
     try:
         config.validate()
         config = with_device_precision(config, device)
-        check_device_support(config, device)
+        check_device_support(config, device, world)
         check_selection_possible(config)
         with out_of_memory_is_one_line(source_path, config):
             data = make_data(config, source_path, target_path, device, world, progress)
@@ -116,7 +116,7 @@ def resume(run_dir: str | os.PathLike, device: torch.device, progress: TrainingP
         if config.steps is not None and start >= config.steps and not finishing:
             raise UserError(f"{run}: already trained {start} of {config.steps} steps; "
                             f"pass --steps N with N > {start} to train longer")
-        check_device_support(config, device)
+        check_device_support(config, device, world)
         check_selection_possible(config)
         inputs = read_json(run / RUN_FILE)
         with out_of_memory_is_one_line(inputs["source"], config):
@@ -157,13 +157,36 @@ def _keep_lr_from_rising(trainer: Trainer, state: dict, start: int, restart_lr: 
                       "follows the schedule once that falls below; --restart-lr raises it instead")
 
 
-def _check_finite(parts: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-    losses = {k: float(v.detach()) for k, v in parts.items()}
-    for name, value in losses.items():
-        if not math.isfinite(value):
-            raise TrainingFailed(f"loss {name} became {value} at step {step}; the last good checkpoint is "
-                                 "kept; try a lower --lr (a new run) or resume from that checkpoint")
-    return losses
+class LossTally:
+    """Every step's losses summed on the device, so the check at a log interval sees the steps between too,
+    while the host reads them once there (a step itself never waits for the device)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.since = 0  # the first step of the interval, 1-based
+
+    def add(self, parts: dict[str, torch.Tensor], done: int) -> None:
+        self.since = self.since or done
+        for name, value in parts.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+
+    def check(self, parts: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """The last step's losses (what the log records), read with the interval's sums in one transfer; a
+        TrainingFailed naming the loss if any step since the last check made it non-finite."""
+        names = list(parts)
+        values = torch.stack([*(parts[n].detach().float() for n in names), *self.sums.values()]).tolist()
+        losses, sums = dict(zip(names, values)), dict(zip(self.sums, values[len(names):]))
+        since, self.sums, self.since = self.since, {}, 0
+        for name, value in losses.items():
+            if not math.isfinite(value):
+                raise TrainingFailed(f"loss {name} became {value} at step {step}; the last good checkpoint is "
+                                     "kept; try a lower --lr (a new run) or resume from that checkpoint")
+        for name, value in sums.items():
+            if not math.isfinite(value):
+                raise TrainingFailed(f"loss {name} became {value} between steps {since} and {step}; the last good "
+                                     "checkpoint is kept; try a lower --lr (a new run) or resume from that checkpoint")
+        return losses
 
 
 def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
@@ -216,6 +239,7 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
         return write_preview(run / LATEST_IMAGE, source, translated, target)
 
     losses: dict[str, float] = {}
+    tally = LossTally()
     progress.start(None if sizer is not None else config.steps, start)
     if sizer is not None:  # the starting point, and what one evaluation costs on this machine
         t0 = clock()
@@ -229,20 +253,21 @@ def _fit(trainer: Trainer, run: Path, start: int, progress: TrainingProgress,
                 t0 = clock()
                 parts = trainer.step(step)
                 done = step + 1
+                tally.add(parts, done)
                 if sizer is not None and done == start + 1:
                     sizer.timed_from = clock()  # the first step pays one-off costs
                 checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 if sizer is not None and sizer.due(done, config, checkpointing):
                     # before any checkpoint, which must hold the current total; the losses' sync makes
                     # the clock see the steps done (a GPU's queue may run ahead)
-                    losses = _check_finite(parts, done)
+                    losses = tally.check(parts, done)
                     config = sizer.size(done, trainer, monitor, run, progress)
                     checkpointing = done % config.checkpoint_every == 0 or stop.requested
                 logging = done % config.log_every == 0 or done == config.steps or step == start
                 if logging or checkpointing:  # with a sizing's, the only host-device syncs of a step
-                    losses = _check_finite(parts, done)
+                    losses = tally.check(parts, done)
                 if logging:
-                    record = {"step": done, "lr": trainer.opt_G.param_groups[0]["lr"],
+                    record = {"step": done, "lr": trainer.lr_value,
                               "seconds_per_step": round(clock() - t0, 4), **losses}
                     append_log(record)
                 progress.step(step, losses if logging else None)

@@ -136,7 +136,7 @@ class MinutesSizer:
         every = -(-total // evaluations)  # rounded up: the last periodic evaluation is a spacing before the end
         if total == trainer.config.steps and every == trainer.config.preview_every:
             return trainer.config
-        reached_lr = trainer.opt_G.param_groups[0]["lr"]  # the lr of the step just taken
+        reached_lr = trainer.lr_value  # the lr of the step just taken
         config = with_concrete_steps(dataclasses.replace(trainer.config, steps=total, preview_every=every,
                                                          eval_every=0), trainer.data)
         trainer.config = monitor.config = config

@@ -50,10 +50,14 @@ def ema_beta(done: int, halflife: float) -> float:
 
 
 @torch.no_grad()
-def update_average(average: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
-    """average <- beta * average + (1 - beta) * G, parameter by parameter; buffers are copied."""
+def update_average(average: torch.nn.Module, G: torch.nn.Module, beta: float | None = None,
+                   share: torch.Tensor | None = None) -> None:
+    """average <- beta * average + (1 - beta) * G, parameter by parameter; buffers are copied. `share`: 1 - beta
+    in a device tensor instead (what a captured graph reads at each replay; filled on the host in float64
+    as `1.0 - beta` is, so both give the same weights)."""
+    weight = 1.0 - beta if share is None else share
     for p_avg, p in zip(average.parameters(), G.parameters()):
-        p_avg.lerp_(p, 1.0 - beta)
+        p_avg.lerp_(p, weight)
     for b_avg, b in zip(average.buffers(), G.buffers()):
         b_avg.copy_(b)
 

@@ -20,6 +20,7 @@ from ..nets.colour import fit_colour_transfer
 from ..config import DATASET_PRESETS, TrainConfig
 from ..data.folders import FolderPairs
 from ..data.images import fit_within, load_image_compact
+from ..data.fixed_patches import FixedPatchPair
 from ..data.patches import SingleImagePair
 from ..errors import TrainingFailed, UserError
 from ..interrupt import kill_point
@@ -30,6 +31,7 @@ from ..inference.translator import Translator, translate_tensor
 from ..inference.device import cpu_has_bf16_kernels, resolve_precision
 from ..nets.wrappers import unwrap
 from .distributed import World, wrap
+from .graphs import CapturedSteps, check_capturable, portable_optimizer_state
 from .schedule import UNSIZED_STEPS, ema_beta, fixed_size_from_epoch, lr_factor, update_average
 
 
@@ -105,10 +107,18 @@ class Trainer:
     scalers: dict | None = None  # fp16 only: one GradScaler each for the G and D updates
     lr_ceiling: float = 1.0  # largest lr factor from here on; set by resume when --steps would raise the lr
     G_average: torch.nn.Module | None = None  # --ema-halflife: the running average of G that translates
+    # sync_free (CUDA): a step the host never waits on: fixed-shape patches (data/fixed_patches.py), the
+    # flip-equivariance draw kept on the device; the loop reads the losses once per log interval.
+    sync_free: bool = False
+    fixed: FixedPatchPair | None = None  # the sync-free patch sampler (two images)
+    graphs: CapturedSteps | None = None  # --cuda-graphs: each step replayed from a captured CUDA graph
+    lr_value: float = 0.0  # the lr of the latest step (the optimisers may hold it in a device tensor)
 
     @classmethod
     def build(cls, config: TrainConfig, data: SingleImagePair | FolderPairs, device: torch.device,
-              world: World = World()) -> "Trainer":
+              world: World = World(), sync_free: bool | None = None) -> "Trainer":
+        """`sync_free`: the step that never waits for the device (default: on CUDA; forced on elsewhere, the CPU
+        checks the same code); --cuda-graphs captures that step."""
         config = with_device_precision(config, device)
         if isinstance(data, FolderPairs):
             data.fixed_size_from_epoch = fixed_size_from_epoch(config)
@@ -149,13 +159,20 @@ class Trainer:
             trainer.scalers = {"G": torch.amp.GradScaler("cuda"), "D": torch.amp.GradScaler("cuda")}
         if config.ema_halflife > 0:
             trainer.G_average = copy.deepcopy(unwrap(G)).eval().requires_grad_(False)
+        trainer.lr_value = config.lr
+        trainer.sync_free = objective.sync_free = (device.type == "cuda") if sync_free is None else sync_free
+        if trainer.sync_free and isinstance(data, SingleImagePair):
+            trainer.fixed = FixedPatchPair(data)
+        if config.cuda_graphs:
+            trainer.graphs = CapturedSteps(trainer)
         return trainer
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
-        return torch.autocast(self.rng.device.type, dtype=dtype)
+        # a captured graph must not keep autocast's cached weight casts from its capture: no cache then
+        return torch.autocast(self.rng.device.type, dtype=dtype, cache_enabled=self.graphs is None)
 
     def _update(self, loss: torch.Tensor, opt: torch.optim.Optimizer, name: str) -> None:
         if self.scalers is None:
@@ -176,18 +193,27 @@ class Trainer:
         return c.lr * min(factor, self.lr_ceiling)
 
     def set_lr(self, step: int) -> None:
-        lr = self.lr_at(step)
+        """The schedule's lr into the optimisers: a float, or written into the device tensor a captured
+        optimiser reads (fill_: the host sends the value, it never waits)."""
+        self.lr_value = lr = self.lr_at(step)
         for opt in (self.opt_G, self.opt_D):
             for group in opt.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
 
     def in_coarse_stage(self, step: int) -> bool:
         """--coarse-fraction: whether `step` belongs to the coarse stage (the first fraction of the steps)."""
         c = self.config
         return c.coarse_fraction > 0 and c.steps is not None and step < c.coarse_fraction * c.steps
 
-    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.in_coarse_stage(step):
+    def sample(self, step: int, out: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's patches in G's memory layout; sync-free: fixed shapes, written into `out` when given."""
+        if self.fixed is not None:
+            src, tgt = self.fixed.sample(step, self.rng, self.in_coarse_stage(step), out=out)
+        elif self.in_coarse_stage(step):
             src, tgt = self.data.sample(step, self.rng, coarse=True)
         else:
             src, tgt = self.data.sample(step, self.rng)
@@ -216,6 +242,8 @@ class Trainer:
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         """One training step as in the paper: G forward once, update D, then update G and F."""
+        if self.graphs is not None:
+            return self.graphs.step(step)
         self.set_lr(step)
         src, tgt = self.sample(step)
         fwd = self.forward(src, tgt, step)
@@ -231,8 +259,9 @@ class Trainer:
         --ema-halflife also G's average ("G_average", what translate loads)."""
         state = {
             "config": asdict(self.config), "G": unwrap(self.G).state_dict(), "D": unwrap(self.D).state_dict(),
-            "F": unwrap(self.F).state_dict(), "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "lr": self.opt_G.param_groups[0]["lr"], "lr_ceiling": self.lr_ceiling, "rng": capture_rng(self.rng),
+            "F": unwrap(self.F).state_dict(), "opt_G": portable_optimizer_state(self.opt_G, self.lr_value),
+            "opt_D": portable_optimizer_state(self.opt_D, self.lr_value),
+            "lr": self.lr_value, "lr_ceiling": self.lr_ceiling, "rng": capture_rng(self.rng),
         }
         if self.G_average is not None:
             state["G_average"] = self.G_average.state_dict()
@@ -246,6 +275,7 @@ class Trainer:
         self.opt_D.load_state_dict(state["opt_D"])
         restore_rng(state["rng"], self.rng)
         self.lr_ceiling = float(state.get("lr_ceiling", 1.0))
+        self.lr_value = float(state.get("lr", self.config.lr))
         if self.G_average is not None:
             self.G_average.load_state_dict(state["G_average"])
 
@@ -295,7 +325,9 @@ def with_device_precision(config: TrainConfig, device: torch.device) -> TrainCon
     return config if precision == config.precision else dataclasses.replace(config, precision=precision)
 
 
-def check_device_support(config: TrainConfig, device: torch.device) -> None:
+def check_device_support(config: TrainConfig, device: torch.device, world: World = World()) -> None:
+    """Refuse, as one line, what this device (or these processes) cannot run."""
+    check_capturable(config, device, world)
     if config.precision == "fp16" and device.type != "cuda":
         raise UserError(f"--precision fp16 needs a CUDA GPU (this run is on {device.type}); use --precision bf16")
     if config.precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_kernels():
