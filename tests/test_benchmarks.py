@@ -281,6 +281,30 @@ def test_tile_profile_smoke(tmp_path: Path):
     assert all(r["computed_over_image"] == 1.0 for r in result["rows"])  # small images: one whole pass each
 
 
+def test_rim_profile_smoke(tmp_path: Path):
+    """A 2-step residual run on a drawn skyline (green, dark land under a blue sky): step 0 (the photo itself,
+    no change) and both checkpoints, each with a profile and D's wish at every offset."""
+    y, x = torch.meshgrid(torch.arange(120), torch.arange(160), indexing="ij")
+    land = (y > 50 + 8 * torch.sin(x / 15))[..., None]
+    photo = torch.where(land, torch.tensor([40, 100, 30]), torch.tensor([120, 160, 230])).to(torch.uint8)
+    Image.fromarray(photo.numpy()).save(tmp_path / "photo.png")
+    Image.open(SAMPLES / "painting_vincent_van_gogh_village_street_in_auver.jpg").resize((96, 80)).save(
+        tmp_path / "painting.png")
+    train = [sys.executable, "-m", "sincut", "train", str(tmp_path / "photo.png"), str(tmp_path / "painting.png"),
+             "--out", str(tmp_path / "run"), "--preset", "quick", "--steps", "2", "--checkpoint-every", "1",
+             *TINY_RUN, "--device", "cpu"]
+    done = subprocess.run(train, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "rim_profile.json"
+    stdout = run_script("rim_profile.py", str(tmp_path / "run"), "--json", str(out))
+    result = assert_keys_of("results/rim_profile.json", out, ["machine", "runs/*", "runs/*/steps/*",
+                                                              "runs/*/steps/*/rim"])
+    steps = result["runs"][0]["steps"]
+    assert [s["step"] for s in steps] == [0, 1, 2] and steps[0]["rim"]["red_0_4"] == 0.0
+    assert all(len(s["change"]) == len(s["d_wish_x1e3"]) == 33 for s in steps)
+    assert "| run | 2 |" in stdout
+
+
 def test_precision_translate_smoke_or_its_refusal(tiny_model: Path, tiny_pair, tmp_path: Path):
     out = tmp_path / "precision_translate.json"
     args = [sys.executable, str(BENCHMARKS / "precision_translate.py"), str(tiny_model), str(tiny_pair[0]),
