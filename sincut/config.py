@@ -103,6 +103,10 @@ class TrainConfig:
                                     "many pixels (the change minus its blur) bypasses the guided filter, so G can "
                                     "draw strokes the photo lacks while wide bands (halos) stay filtered; 0 = off.",
                                min=0.0, max=16.0, group="advanced")
+    linear_change: bool = _opt(False, "Residual G only: G's last layer is linear (no bias, no leaky ReLU), so its "
+                                      "change may darken as freely as it brightens; off = the paper's last layer, "
+                                      "whose leaky ReLU gives a negative change a fifth of a positive one's gain "
+                                      "(and gradient).", group="advanced")
     colour_init: str = _opt("none", "Residual G only: G starts from a closed-form colour transfer toward TARGET, "
                                     "fitted once from the two images and kept inside G: reinhard (Reinhard et al. "
                                     "2001, l-alpha-beta means and stds) or pitie (Pitie et al. 2005, 1-D distribution "
@@ -264,6 +268,8 @@ class TrainConfig:
         if self.guide_radius and not (self.residual and self.generator == "stylegan2"):
             raise ValueError(f"--guide-radius {self.guide_radius} filters the change of a residual generator: add "
                              "--residual (with --generator stylegan2), or give --guide-radius 0")
+        if self.linear_change and not self.residual:
+            raise ValueError("--linear-change makes a residual G's change linear: add --residual")
         if self.detail_sigma and not self.guide_radius:
             raise ValueError(f"--detail-sigma {self.detail_sigma} lets fine detail bypass the guided filter: "
                              "add --guide-radius R (with --residual), or give --detail-sigma 0")

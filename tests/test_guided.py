@@ -132,3 +132,33 @@ def test_detail_bypasses_the_filter_only_below_the_blur():
     assert fine_detail(raw, 2.0).abs().mean() > 1e-3  # a real difference, not zeros on both sides
     with pytest.raises(ValueError, match="--detail-sigma"):
         make_config("quick", guide_radius=0, detail_sigma=2.0)
+
+
+def test_linear_change_darkens_as_freely_as_it_brightens():
+    """The paper's last layer (leaky ReLU, slope 0.2, gain sqrt 2) passes a negative change at a fifth of a
+    positive one's size; --linear-change passes both alike: negating to_rgb's weight negates the change."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    changes = {}
+    for linear in (False, True):
+        g = Generator(ngf=2, crop_size=16, n_blocks=2, residual=True, linear_change=linear).eval()
+        assert (g.to_rgb.bias is None) == linear
+        with torch.no_grad():
+            w = torch.randn_like(g.to_rgb.weight)
+            g.to_rgb.weight.copy_(w)
+            up = g(x)[0] - x
+            g.to_rgb.weight.copy_(-w)
+            down = g(x)[0] - x
+        changes[linear] = (up, down)
+    up, down = changes[True]
+    torch.testing.assert_close(down, -up, atol=1e-6, rtol=0)
+    up, down = changes[False]
+    slope = torch.nn.functional.leaky_relu(torch.tensor(-1.0), 0.2).abs().item()  # 0.2 by hand
+    # Where the paper's change is positive the negated weight gives slope x its size, negative: a fifth.
+    positive = up > 1e-4
+    torch.testing.assert_close(down[positive], -slope * up[positive], atol=1e-6, rtol=1e-4)
+
+
+def test_linear_change_needs_a_residual_generator():
+    with pytest.raises(ValueError, match="--residual"):
+        make_config("sincut", linear_change=True)

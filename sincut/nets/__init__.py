@@ -22,7 +22,8 @@ def build_generator(config: Any) -> nn.Module:
     return Generator(ngf=config.ngf, crop_size=config.crop_size, n_blocks=config.n_blocks,
                      residual=config.residual, guide_radius=config.guide_radius,
                      colour_init=getattr(config, "colour_init", "none"),
-                     detail_sigma=getattr(config, "detail_sigma", 0.0))
+                     detail_sigma=getattr(config, "detail_sigma", 0.0),
+                     linear_change=getattr(config, "linear_change", False))
 
 
 def build_discriminator(config: Any) -> nn.Module:

@@ -44,7 +44,7 @@ class Generator(EncoderFeatures, nn.Module):
 
     def __init__(self, ngf: int = 10, crop_size: int = 64, n_blocks: int = 6, n_downsampling: int = 1,
                  residual: bool = False, guide_radius: int = 0, colour_init: str = "none",
-                 detail_sigma: float = 0.0) -> None:
+                 detail_sigma: float = 0.0, linear_change: bool = False) -> None:
         super().__init__()
         ch = generator_widths(ngf)
         res = _table_resolution(crop_size)
@@ -61,7 +61,12 @@ class Generator(EncoderFeatures, nn.Module):
             ups.append(UpsampleConv(ch[res], ch[res * 2]))
             res *= 2
         self.upsample = nn.ModuleList(ups)
-        self.to_rgb = ConvLayer(ch[res], 3, 1)
+        # The paper's last layer ends in a leaky ReLU (slope 0.2): as a residual G's change that passes a
+        # negative change (darker, less red) at a fifth of a positive one's gain and gradient, so every
+        # channel drifts brighter. linear_change drops the activation (and its bias) for an even-handed change.
+        if linear_change and not residual:
+            raise ValueError("linear_change makes a residual generator's change linear (residual=True)")
+        self.to_rgb = ConvLayer(ch[res], 3, 1, activate=not linear_change)
         self.stride = 2**n_downsampling
         # Residual output (the `quick` recipe): G returns input + change, and the change starts at exactly
         # zero, so training begins from the photo itself instead of a blurred, grey copy of it.
