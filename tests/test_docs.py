@@ -264,3 +264,28 @@ def test_minutes_load_table_says_what_its_json_holds():
         cells = f"| {r['wall_seconds']:.1f} | {r['deviation_percent']:.1f}% | {r['first_steps']:,} | {r['steps']:,} |"
         assert re.search(rf"^\| {r['condition']} \|.*{re.escape(cells)}$", text, re.M), cells
         assert abs(r["deviation_percent"]) <= 3.0  # what the README says of these runs
+
+
+def test_ten_minute_screen_table_says_what_its_json_holds():
+    data = json.loads((ROOT / "docs" / "results" / "ten_minute_screen.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert {r["pair"] for r in data["runs"]} == {"montStMichel-vanGogh", "greatWall-bazille"}
+    for run in data["runs"]:
+        best = min(data["baselines"][run["pair"]][t]["sifid"] for t in ("reinhard", "pitie"))
+        assert run["sifid_over_best_transfer"] == pytest.approx(run["sifid"] / best, abs=1e-3)
+        cell = (f"{run['sifid_over_best_transfer']:.2f} / {run['texture_distance']:.3f} / {run['ssim']:.2f} / "
+                f"{run['edge_correlation']:.2f} ({run['steps']:,})")
+        assert cell in text, (run["variant"], run["pair"])
+
+
+def test_rim_profile_table_says_what_its_json_holds():
+    data = json.loads((ROOT / "docs" / "results" / "rim_profile.json").read_text(encoding="utf-8"))
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
+    assert data["runs"]
+    for run in data["runs"]:
+        last = run["steps"][-1]
+        rim = last["rim"]
+        cells = (f"({last['step']:,}) | {rim['red_0_4']:+.3f} | {rim['red_8_16']:+.3f} | {rim['red_32_48']:+.3f} | "
+                 f"{rim['d_red_0_4']:+.2f} / {rim['d_red_8_16']:+.2f} | {last['corr_change_high_photo_high']:+.2f} | "
+                 f"{last['result_high_rms_over_photo']:.2f} |")
+        assert cells in text, run["name"]
