@@ -289,3 +289,18 @@ def test_rim_profile_table_says_what_its_json_holds():
                  f"{rim['d_red_0_4']:+.2f} / {rim['d_red_8_16']:+.2f} | {last['corr_change_high_photo_high']:+.2f} | "
                  f"{last['result_high_rms_over_photo']:.2f} |")
         assert cells in text, run["name"]
+
+
+def test_ten_minute_seeds_table_says_what_its_json_holds():
+    """recipes.md's three seeds of the screen's best design: each run's cell and each pair's medians."""
+    runs, text = table_source("ten_minute_seeds.json", "runs", 12, "recipes.md")
+    keys = ("sifid_over_best_transfer", "texture_distance", "ssim", "edge_correlation")
+
+    def cell(values: list[float]) -> str:
+        return f"{values[0]:.2f} / {values[1]:.3f} / {values[2]:.2f} / {values[3]:.2f}"
+
+    for pair in {run["pair"] for run in runs}:
+        figures = [[run[k] for k in keys] for run in sorted(runs, key=lambda r: r["seed"]) if run["pair"] == pair]
+        medians = [statistics.median(f[i] for f in figures) for i in range(len(keys))]
+        row = " | ".join([*map(cell, figures), cell(medians)])
+        assert re.search(rf"^\| {re.escape(pair)} \| [\d.]+ \| {re.escape(row)} \|", text, re.M), pair
