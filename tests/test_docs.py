@@ -279,10 +279,8 @@ def test_ten_minute_screen_table_says_what_its_json_holds():
 
 
 def test_rim_profile_table_says_what_its_json_holds():
-    data = json.loads((ROOT / "docs" / "results" / "rim_profile.json").read_text(encoding="utf-8"))
-    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
-    assert data["runs"]
-    for run in data["runs"]:
+    runs, text = table_source("rim_profile.json", "runs", 9, "recipes.md")
+    for run in runs:
         last = run["steps"][-1]
         rim = last["rim"]
         cells = (f"({last['step']:,}) | {rim['red_0_4']:+.3f} | {rim['red_8_16']:+.3f} | {rim['red_32_48']:+.3f} | "
